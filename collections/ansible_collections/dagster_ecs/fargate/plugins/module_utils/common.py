@@ -1,0 +1,87 @@
+# Copyright: contributors to dagster-ecs-ansible
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Shared helpers for the dagster_ecs.fargate modules.
+
+Every module talks to AWS through :func:`client`, which attaches amazon.aws's jittered
+exponential backoff (throttling and transient 5xx are retried) so that calls made with
+``aws_retry=True`` survive API rate limits the way the amazon.aws modules do.
+"""
+
+from __future__ import annotations
+
+import time
+
+try:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    BOTO_ERRORS = (BotoCoreError, ClientError)
+except ImportError:  # AnsibleAWSModule reports the missing library
+    BOTO_ERRORS = ()
+
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
+
+# Error codes retried on top of AWSRetry's defaults (throttling, RequestLimitExceeded, 5xx).
+EXTRA_RETRY_CODES = [
+    "ThrottlingException",
+    "TooManyRequestsException",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "InternalFailure",
+    "InternalServerError",
+]
+
+
+def retry_decorator(retries=10, delay=1, max_delay=30):
+    """amazon.aws's jittered backoff with this collection's extra retryable codes."""
+    return AWSRetry.jittered_backoff(
+        retries=retries, delay=delay, max_delay=max_delay, catch_extra_error_codes=EXTRA_RETRY_CODES
+    )
+
+
+def client(module, service):
+    """A boto3 client whose calls retry with jittered backoff when passed ``aws_retry=True``."""
+    return module.client(service, retry_decorator=retry_decorator())
+
+
+def plan_tags(current, desired, purge):
+    """Compare tags. Returns ``(to_set, to_remove)``; ``desired=None`` means leave tags alone."""
+    if desired is None:
+        return {}, []
+    return compare_aws_tags(current or {}, desired, purge_tags=purge)
+
+
+def apply_tags(module, current, desired, purge, set_tags, remove_tags, keep=()):
+    """Converge tags with the given callables (skipped in check mode). Returns ``(changed, diff)``.
+
+    ``keep`` lists keys never removed (e.g. a ``Name`` tag the module manages itself).
+    """
+    to_set, to_remove = plan_tags(current, desired, purge)
+    to_remove = [key for key in to_remove if key not in keep]
+    if not (to_set or to_remove):
+        return False, {}
+    if not module.check_mode:
+        if to_remove:
+            remove_tags(to_remove)
+        if to_set:
+            set_tags(to_set)
+    after = {k: v for k, v in (current or {}).items() if k not in to_remove}
+    after.update(to_set)
+    return True, {"before": {"tags": current or {}}, "after": {"tags": after}}
+
+
+def wait_until(module, check, timeout, delay=2, what="resource"):
+    """Call ``check()`` until it returns a truthy value or ``timeout`` seconds pass (then fail_json)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            module.fail_json(msg=f"Timed out after {timeout}s waiting for {what}")
+        time.sleep(delay)
+
+
+def camel_tags(tags):
+    """Ansible dict -> Cloud Map / ECS style ``[{"Key": k, "Value": v}]``."""
+    return [{"Key": key, "Value": value} for key, value in (tags or {}).items()]

@@ -1,0 +1,72 @@
+"""The embedded AWS emulator: moto's server behind the compatibility layer.
+
+moto's own ``ThreadedMotoServer`` binds the bare ``DomainDispatcherApplication``;
+we bind the same application wrapped in :class:`~dagster_ecs_emulator.compat.CompatLayer`
+so the stock amazon.aws / community.aws modules see AWS's behaviour where moto
+diverges. The server binds to loopback only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+from collections.abc import Iterable
+
+from werkzeug.serving import make_server
+
+from . import __version__
+from .compat import SHIMS, CompatLayer
+
+LOG = logging.getLogger("dagster_ecs_emulator")
+
+HEALTH_PATH = "/_dagster_ecs_emulator/health"
+
+
+class HealthEndpoint:
+    """Answers ``HEALTH_PATH`` so the profile can tell this emulator from a LocalStack."""
+
+    def __init__(self, app, shims: Iterable[str]):
+        self.app = app
+        self.body = json.dumps({"emulator": "dagster-ecs-emulator", "version": __version__, "shims": sorted(shims)})
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") == HEALTH_PATH:
+            body = self.body.encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        return self.app(environ, start_response)
+
+
+def build_app(disabled_shims: Iterable[str] = ()):
+    """Return the WSGI application: moto + compatibility shims + health endpoint."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    disabled = set(disabled_shims)
+    unknown = disabled - {shim.name for shim in SHIMS}
+    if unknown:
+        raise ValueError(f"unknown shim(s): {', '.join(sorted(unknown))}; known: {', '.join(s.name for s in SHIMS)}")
+    shims = [shim for shim in SHIMS if shim.name not in disabled]
+    app = CompatLayer(DomainDispatcherApplication(create_backend_app), shims)
+    return HealthEndpoint(app, (shim.name for shim in shims))
+
+
+def serve(host: str, port: int, disabled_shims: Iterable[str] = ()) -> None:
+    """Serve until SIGTERM/SIGINT."""
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise ValueError(f"refusing to bind {host}: the emulator serves loopback only")
+    app = build_app(disabled_shims)
+    server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+
+    def _stop(signum, _frame):
+        LOG.info("signal %s: stopping", signum)
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    LOG.info("dagster-ecs-emulator %s serving on http://%s:%d", __version__, host, port)
+    server.serve_forever()
+    LOG.info("stopped")
