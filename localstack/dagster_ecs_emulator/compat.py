@@ -47,6 +47,12 @@ class Exchange:
     def set_json(self, payload) -> None:
         self.set_body(json.dumps(payload).encode())
 
+    def answer(self, status: str, payload) -> None:
+        """Answer with a JSON document (AWS JSON protocol)."""
+        self.status = status
+        self.headers = [("Content-Type", "application/x-amz-json-1.1")]
+        self.set_json(payload)
+
     def request_json(self):
         return json.loads(request_body(self.environ) or b"{}")
 
@@ -112,6 +118,10 @@ class Shim:
 
     def matches(self, environ: dict) -> bool:
         raise NotImplementedError
+
+    def respond(self, exchange: "Exchange") -> bool:
+        """Answer the request without moto (fill ``exchange``, return True); most shims return False."""
+        return False
 
     def before(self, environ: dict) -> None:
         """Rewrite the request in place before moto sees it."""
@@ -454,6 +464,67 @@ class EcsCreateServiceSettings(Shim):
         exchange.set_json(payload)
 
 
+class AppAutoscalingTags(Shim):
+    """Application Auto Scaling's tag API is missing from moto.
+
+    AWS tags scalable targets (``Tags`` on RegisterScalableTarget, ListTagsForResource,
+    TagResource, UntagResource); moto ignores ``Tags`` and answers the three tag calls with
+    HTTP 500 (not implemented), so ``dagster_ecs.fargate.appautoscaling_target`` cannot read
+    or converge a target's tags. We keep the tags on moto's target object, so they live and
+    die with the target (DeregisterScalableTarget drops them, as on AWS).
+    """
+
+    name = "appautoscaling-tags"
+    summary = "Application Auto Scaling scalable-target tags (dagster_ecs.fargate.appautoscaling_target)"
+    _prefix = "AnyScaleFrontendService."
+    _calls = ("RegisterScalableTarget", "ListTagsForResource", "TagResource", "UntagResource")
+
+    def matches(self, environ):
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        return target.startswith(self._prefix) and target[len(self._prefix) :] in self._calls
+
+    @staticmethod
+    def _target(environ, arn):
+        from moto.applicationautoscaling.models import applicationautoscaling_backends
+
+        account, region = moto_scope(environ)
+        backend = applicationautoscaling_backends[account][region]
+        for by_resource in backend.targets.values():
+            for target in by_resource.values():
+                if target.arn == arn:
+                    return target
+        return None
+
+    def respond(self, exchange):
+        call = exchange.target[len(self._prefix) :]
+        if call == "RegisterScalableTarget":
+            return False
+        request = exchange.request_json()
+        target = self._target(exchange.environ, request.get("ResourceARN"))
+        if target is None:
+            exchange.answer(
+                "400 Bad Request",
+                {"__type": "ResourceNotFoundException", "message": f"No scalable target {request.get('ResourceARN')}"},
+            )
+            return True
+        tags = target.__dict__.setdefault("dagster_ecs_tags", {})
+        if call == "TagResource":
+            tags.update(request.get("Tags") or {})
+        elif call == "UntagResource":
+            for key in request.get("TagKeys") or []:
+                tags.pop(key, None)
+        exchange.answer("200 OK", {"Tags": dict(tags)} if call == "ListTagsForResource" else {})
+        return True
+
+    def after(self, exchange):
+        request = exchange.request_json()
+        if not exchange.ok or not request.get("Tags"):
+            return
+        target = self._target(exchange.environ, exchange.json().get("ScalableTargetARN"))
+        if target is not None:
+            target.__dict__.setdefault("dagster_ecs_tags", {}).update(request["Tags"])
+
+
 SHIMS: list[Shim] = [
     EfsLegacyTags(),
     EcsClusterCapacityProviders(),
@@ -464,6 +535,7 @@ SHIMS: list[Shim] = [
     RdsGp3Baseline(),
     AppAutoscalingPolicyNames(),
     EcsCreateServiceSettings(),
+    AppAutoscalingTags(),
 ]
 
 
@@ -479,9 +551,12 @@ class CompatLayer:
         if not active:
             return self.app(environ, start_response)
         request_body(environ)  # buffered before moto consumes it, so shims can read it afterwards
+        exchange = Exchange(environ)
+        if any(shim.respond(exchange) for shim in active):
+            start_response(exchange.status, exchange.headers)
+            return [exchange.body]
         for shim in active:
             shim.before(environ)
-        exchange = Exchange(environ)
 
         def _capture(status, headers, exc_info=None):
             exchange.status, exchange.headers = status, list(headers)

@@ -77,7 +77,8 @@ options:
     type: bool
     default: true
   tags:
-    description: Tags besides C(Name). C(Name) is always set to O(name).
+    description:
+      - Tags besides C(Name), which is always O(name). When omitted, the tags of an existing access point are left alone.
     type: dict
     aliases: [resource_tags]
   purge_tags:
@@ -339,6 +340,8 @@ def ensure_present(module, aps, existing):
                 access_point=to_result(existing),
             )
         if not changed_settings:
+            if params["tags"] is None:  # tags not managed by this task
+                return False, existing, {}
             ap_id = existing["AccessPointId"]
             changed, diff = apply_tags(
                 module,
