@@ -35,8 +35,8 @@ teardown: venv ## Delete everything of the project in the offline profile (INVEN
 down: venv ## Stop what the offline profile started on this machine (the emulator)
 	$(PLAYBOOK) playbooks/down.yml
 
-test: venv ## Run every test (lint, unit, emulator, integration)
-	$(BIN)/pytest $(PYTEST_ARGS)
+test: venv ## Run every test (lint, unit, emulator, integration), one test file per CPU
+	$(BIN)/pytest -n auto --dist loadfile $(PYTEST_ARGS)
 
 test-unit: venv ## Only the fast tests (no ansible-playbook runs)
 	$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)

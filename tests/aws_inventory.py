@@ -16,7 +16,9 @@ REGION = "ap-southeast-2"
 
 def clients(endpoint: str, region: str = REGION):
     session = boto3.session.Session(
-        aws_access_key_id="AKIAOFFLINEREHEARSAL", aws_secret_access_key="offline-rehearsal-not-a-secret", region_name=region
+        aws_access_key_id="AKIAOFFLINEREHEARSAL",
+        aws_secret_access_key="offline-rehearsal-not-a-secret",
+        region_name=region,
     )
 
     def make(service):
@@ -56,25 +58,57 @@ def leftovers(endpoint: str, project: str, region: str = REGION) -> dict[str, li
     efs = c("efs")
     add(
         "file_systems",
-        [f["FileSystemId"] for f in efs.describe_file_systems()["FileSystems"] if _tags(f.get("Tags")).get("Project") == project],
+        [
+            f["FileSystemId"]
+            for f in efs.describe_file_systems()["FileSystems"]
+            if _tags(f.get("Tags")).get("Project") == project
+        ],
     )
-    add("access_points", [a["AccessPointId"] for a in efs.describe_access_points()["AccessPoints"]
-                          if _tags(a.get("Tags")).get("Project") == project])
+    add(
+        "access_points",
+        [
+            a["AccessPointId"]
+            for a in efs.describe_access_points()["AccessPoints"]
+            if _tags(a.get("Tags")).get("Project") == project
+        ],
+    )
     add(
         "ecr_repositories",
-        [r["repositoryName"] for r in c("ecr").describe_repositories()["repositories"] if r["repositoryName"] == project],
+        [
+            r["repositoryName"]
+            for r in c("ecr").describe_repositories()["repositories"]
+            if r["repositoryName"] == project
+        ],
     )
     add(
         "secrets",
         [s["Name"] for s in c("secretsmanager").list_secrets()["SecretList"] if s["Name"].startswith(f"{project}/")],
     )
     rds = c("rds")
-    add("db_instances", [d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]
-                         if d["DBInstanceIdentifier"] == project])
-    add("db_subnet_groups", [g["DBSubnetGroupName"] for g in rds.describe_db_subnet_groups()["DBSubnetGroups"]
-                             if g["DBSubnetGroupName"] == project])
-    add("db_snapshots", [s["DBSnapshotIdentifier"] for s in rds.describe_db_snapshots()["DBSnapshots"]
-                         if s["DBInstanceIdentifier"] == project])
+    add(
+        "db_instances",
+        [
+            d["DBInstanceIdentifier"]
+            for d in rds.describe_db_instances()["DBInstances"]
+            if d["DBInstanceIdentifier"] == project
+        ],
+    )
+    add(
+        "db_subnet_groups",
+        [
+            g["DBSubnetGroupName"]
+            for g in rds.describe_db_subnet_groups()["DBSubnetGroups"]
+            if g["DBSubnetGroupName"] == project
+        ],
+    )
+    add(
+        "db_snapshots",
+        [
+            s["DBSnapshotIdentifier"]
+            for s in rds.describe_db_snapshots()["DBSnapshots"]
+            if s["DBInstanceIdentifier"] == project
+        ],
+    )
     iam = c("iam")
     add("iam_roles", [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(f"{project}-")])
     add(
@@ -82,25 +116,54 @@ def leftovers(endpoint: str, project: str, region: str = REGION) -> dict[str, li
         [g["logGroupName"] for g in c("logs").describe_log_groups(logGroupNamePrefix=f"/ecs/{project}")["logGroups"]],
     )
     elb = c("elbv2")
-    add("load_balancers", [lb["LoadBalancerName"] for lb in elb.describe_load_balancers()["LoadBalancers"]
-                           if lb["LoadBalancerName"].startswith(f"{project}-")])
-    add("target_groups", [tg["TargetGroupName"] for tg in elb.describe_target_groups()["TargetGroups"]
-                          if tg["TargetGroupName"].startswith(f"{project}-")])
+    add(
+        "load_balancers",
+        [
+            lb["LoadBalancerName"]
+            for lb in elb.describe_load_balancers()["LoadBalancers"]
+            if lb["LoadBalancerName"].startswith(f"{project}-")
+        ],
+    )
+    add(
+        "target_groups",
+        [
+            tg["TargetGroupName"]
+            for tg in elb.describe_target_groups()["TargetGroups"]
+            if tg["TargetGroupName"].startswith(f"{project}-")
+        ],
+    )
     ecs = c("ecs")
     clusters = ecs.describe_clusters(clusters=[project])["clusters"]
     add("ecs_clusters", [cl["clusterName"] for cl in clusters if cl["status"] == "ACTIVE"])
     add(
         "task_definitions",
-        [arn for family in ("webserver", "daemon")
-         for arn in ecs.list_task_definitions(familyPrefix=f"{project}-{family}", status="ACTIVE")["taskDefinitionArns"]],
+        [
+            arn
+            for family in ("webserver", "daemon")
+            for arn in ecs.list_task_definitions(familyPrefix=f"{project}-{family}", status="ACTIVE")[
+                "taskDefinitionArns"
+            ]
+        ],
     )
     sd = c("servicediscovery")
     add("namespaces", [n["Name"] for n in sd.list_namespaces()["Namespaces"] if n["Name"] == f"{project}.local"])
-    add("discovery_services", [s["Name"] + "@" + s["Id"] for s in sd.list_services()["Services"]
-                               if s.get("Description", "").startswith(f"{project} ")])
+    add(
+        "discovery_services",
+        [
+            s["Name"] + "@" + s["Id"]
+            for s in sd.list_services()["Services"]
+            if s.get("Description", "").startswith(f"{project} ")
+        ],
+    )
     aas = c("application-autoscaling")
-    add("scalable_targets", [t["ResourceId"] for t in aas.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
-                             if t["ResourceId"].startswith(f"service/{project}/")])
+    add(
+        "scalable_targets",
+        [
+            t["ResourceId"]
+            for t in aas.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
+            if t["ResourceId"].startswith(f"service/{project}/")
+        ],
+    )
     return found
 
 

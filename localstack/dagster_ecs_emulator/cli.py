@@ -92,17 +92,31 @@ def cmd_start(args) -> dict:
             pid_file.unlink(missing_ok=True)
             tail = log_file.read_text(errors="replace").splitlines()[-20:]
             raise SystemExit(
-                json.dumps({"failed": True, "msg": f"emulator exited with {proc.returncode}", "log": str(log_file),
-                            "log_tail": tail})
+                json.dumps(
+                    {
+                        "failed": True,
+                        "msg": f"emulator exited with {proc.returncode}",
+                        "log": str(log_file),
+                        "log_tail": tail,
+                    }
+                )
             )
         if identify(args.host, args.port) == "dagster-ecs-emulator":
-            return {"changed": True, "started": True, "endpoint": endpoint, "kind": "dagster-ecs-emulator",
-                    "pid": proc.pid, "log": str(log_file), "pid_file": str(pid_file)}
+            return {
+                "changed": True,
+                "started": True,
+                "endpoint": endpoint,
+                "kind": "dagster-ecs-emulator",
+                "pid": proc.pid,
+                "log": str(log_file),
+                "pid_file": str(pid_file),
+            }
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGTERM)
     pid_file.unlink(missing_ok=True)
-    raise SystemExit(json.dumps({"failed": True, "msg": f"emulator did not answer within {args.timeout}s",
-                                 "log": str(log_file)}))
+    raise SystemExit(
+        json.dumps({"failed": True, "msg": f"emulator did not answer within {args.timeout}s", "log": str(log_file)})
+    )
 
 
 def cmd_stop(args) -> dict:
@@ -124,8 +138,13 @@ def cmd_stop(args) -> dict:
 def cmd_status(args) -> dict:
     pid_file, log_file = _paths(args.state_dir)
     pid = _read_pid(pid_file)
-    return {"changed": False, "endpoint": f"http://{args.host}:{args.port}", "kind": identify(args.host, args.port),
-            "pid": pid if pid is not None and _pid_alive(pid) else None, "log": str(log_file)}
+    return {
+        "changed": False,
+        "endpoint": f"http://{args.host}:{args.port}",
+        "kind": identify(args.host, args.port),
+        "pid": pid if pid is not None and _pid_alive(pid) else None,
+        "log": str(log_file),
+    }
 
 
 def cmd_serve(args) -> dict | None:
@@ -151,8 +170,13 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--port", type=int, default=DEFAULT_PORT)
         p.add_argument("--state-dir", default=".state/localstack")
         p.add_argument("--timeout", type=float, default=30.0)
-        p.add_argument("--disable-shim", action="append", default=[], metavar="NAME",
-                       help="serve without this compatibility shim (tests use it to prove a shim is needed)")
+        p.add_argument(
+            "--disable-shim",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help="serve without this compatibility shim (tests use it to prove a shim is needed)",
+        )
     args = parser.parse_args(argv)
     result = args.func(args)
     if result is not None:

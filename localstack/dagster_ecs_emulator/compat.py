@@ -91,7 +91,9 @@ def moto_scope(environ: dict) -> tuple[str, str]:
 
     credential = re.search(r"Credential=([^/]+)/[^/]+/([^/]+)/", environ.get("HTTP_AUTHORIZATION", ""))
     access_key, region = (credential.group(1), credential.group(2)) if credential else ("", "us-east-1")
-    account = os.environ.get("MOTO_ACCOUNT_ID") or environ.get("HTTP_X_MOTO_ACCOUNT_ID") or get_account_id_from(access_key)
+    account = (
+        os.environ.get("MOTO_ACCOUNT_ID") or environ.get("HTTP_X_MOTO_ACCOUNT_ID") or get_account_id_from(access_key)
+    )
     return account, region
 
 
@@ -119,7 +121,7 @@ class Shim:
     def matches(self, environ: dict) -> bool:
         raise NotImplementedError
 
-    def respond(self, exchange: "Exchange") -> bool:
+    def respond(self, exchange: Exchange) -> bool:
         """Answer the request without moto (fill ``exchange``, return True); most shims return False."""
         return False
 
@@ -376,7 +378,11 @@ class RdsGp3Baseline(Shim):
         if b"<Iops>" not in block:
             extra += b"<Iops>12000</Iops>" if large else b"<Iops>3000</Iops>"
         if b"<StorageThroughput>" not in block:
-            extra += b"<StorageThroughput>500</StorageThroughput>" if large else b"<StorageThroughput>125</StorageThroughput>"
+            extra += (
+                b"<StorageThroughput>500</StorageThroughput>"
+                if large
+                else b"<StorageThroughput>125</StorageThroughput>"
+            )
         return block.replace(b"</DBInstance>", extra + b"</DBInstance>") if extra else block
 
     def after(self, exchange):

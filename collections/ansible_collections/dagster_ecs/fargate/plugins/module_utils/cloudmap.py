@@ -10,6 +10,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_ta
 from ansible_collections.dagster_ecs.fargate.plugins.module_utils.common import (
     BOTO_ERRORS,
     apply_tags,
+    call,
     camel_tags,
     client,
     wait_until,
@@ -23,10 +24,7 @@ class CloudMap:
 
     def call(self, what, method, **kwargs):
         """Call ``method`` with retries; on error fail the module naming ``what``."""
-        try:
-            return getattr(self.sd, method)(aws_retry=True, **kwargs)
-        except BOTO_ERRORS as e:
-            self.module.fail_json_aws(e, msg=f"Failed to {what}")
+        return call(self.module, self.sd, what, method, **kwargs)
 
     def paginate(self, what, method, key, **kwargs):
         try:

@@ -44,6 +44,36 @@ def client(module, service):
     return module.client(service, retry_decorator=retry_decorator())
 
 
+# tags/purge_tags as amazon.aws modules take them (documented by the amazon.aws.tags fragment).
+TAG_ARGS = dict(
+    tags=dict(type="dict", aliases=["resource_tags"]),
+    purge_tags=dict(type="bool", default=True),
+)
+
+
+class Changes:
+    """Accumulates whether anything changed and the before/after diff of a module run."""
+
+    def __init__(self):
+        self.changed = False
+        self.diff = {"before": {}, "after": {}}
+
+    def add(self, changed, diff=None):
+        if changed:
+            self.changed = True
+            self.diff["before"].update((diff or {}).get("before", {}))
+            self.diff["after"].update((diff or {}).get("after", {}))
+        return changed
+
+
+def call(module, aws_client, what, method, **kwargs):
+    """``aws_client.<method>(**kwargs)`` with retries; an AWS error fails the module with "Failed to <what>"."""
+    try:
+        return getattr(aws_client, method)(aws_retry=True, **kwargs)
+    except BOTO_ERRORS as e:
+        module.fail_json_aws(e, msg=f"Failed to {what}")
+
+
 def plan_tags(current, desired, purge):
     """Compare tags. Returns ``(to_set, to_remove)``; ``desired=None`` means leave tags alone."""
     if desired is None:

@@ -12,7 +12,7 @@ version_added: 0.1.0
 description:
   - Registers a scalable target (for example an ECS service's desired count) with its capacity bounds and tags, or
     deregisters it, which also deletes its scaling policies and scheduled actions.
-  - Fills a gap in community.aws: M(community.aws.application_autoscaling_policy) registers a target as a side effect
+  - Fills a gap in community.aws. M(community.aws.application_autoscaling_policy) registers a target as a side effect
     of creating a policy, but cannot tag it and never deregisters it, so deleting the policies leaves the target behind.
   - Supports check mode and diff mode.
 author:
@@ -41,16 +41,9 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  tags:
-    description: Tags of the target. When omitted, existing tags are left alone.
-    type: dict
-    aliases: [resource_tags]
-  purge_tags:
-    description: Remove tags not in O(tags).
-    type: bool
-    default: true
 extends_documentation_fragment:
   - amazon.aws.common.modules
+  - amazon.aws.tags
   - amazon.aws.region.modules
   - amazon.aws.boto3
 """
@@ -94,7 +87,13 @@ scalable_target:
 """
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.dagster_ecs.fargate.plugins.module_utils.common import BOTO_ERRORS, apply_tags, client
+from ansible_collections.dagster_ecs.fargate.plugins.module_utils.common import (
+    TAG_ARGS,
+    Changes,
+    apply_tags,
+    call,
+    client,
+)
 
 
 class Targets:
@@ -108,10 +107,7 @@ class Targets:
         }
 
     def call(self, what, method, **kwargs):
-        try:
-            return getattr(self.aas, method)(aws_retry=True, **kwargs)
-        except BOTO_ERRORS as e:
-            self.module.fail_json_aws(e, msg=f"Failed to {what} scalable target {self.key['ResourceId']}")
+        return call(self.module, self.aas, f"{what} scalable target {self.key['ResourceId']}", method, **kwargs)
 
     def get(self):
         found = self.call(
@@ -157,8 +153,7 @@ def main():
             min_capacity=dict(type="int"),
             max_capacity=dict(type="int"),
             state=dict(type="str", choices=["present", "absent"], default="present"),
-            tags=dict(type="dict", aliases=["resource_tags"]),
-            purge_tags=dict(type="bool", default=True),
+            **TAG_ARGS,
         ),
         required_if=[("state", "present", ["min_capacity", "max_capacity"])],
         supports_check_mode=True,
@@ -181,33 +176,31 @@ def main():
         )
     wanted = {"min_capacity": params["min_capacity"], "max_capacity": params["max_capacity"]}
     have = {"min_capacity": current["MinCapacity"], "max_capacity": current["MaxCapacity"]} if current else {}
-    changed = have != wanted
-    diff = {"before": dict(have), "after": dict(wanted)}
-    if changed and not module.check_mode:
+    changes = Changes()
+    if changes.add(have != wanted, {"before": have, "after": wanted}) and not module.check_mode:
         kwargs = dict(targets.key, MinCapacity=params["min_capacity"], MaxCapacity=params["max_capacity"])
         if not current and params["tags"]:
             kwargs["Tags"] = params["tags"]
         targets.call("register", "register_scalable_target", **kwargs)
         current = targets.get()
     if current:
-        tags_changed, tags_diff = apply_tags(
-            module,
-            targets.tags(current),
-            params["tags"],
-            params["purge_tags"],
-            lambda tags: targets.call("tag", "tag_resource", ResourceARN=current["ScalableTargetARN"], Tags=tags),
-            lambda keys: targets.call("untag", "untag_resource", ResourceARN=current["ScalableTargetARN"], TagKeys=keys),
+        arn = current["ScalableTargetARN"]
+        changes.add(
+            *apply_tags(
+                module,
+                targets.tags(current),
+                params["tags"],
+                params["purge_tags"],
+                lambda tags: targets.call("tag", "tag_resource", ResourceARN=arn, Tags=tags),
+                lambda keys: targets.call("untag", "untag_resource", ResourceARN=arn, TagKeys=keys),
+            )
         )
-        if tags_changed:
-            changed = True
-            diff["before"].update(tags_diff["before"])
-            diff["after"].update(tags_diff["after"])
     elif params["tags"]:
-        diff["after"]["tags"] = params["tags"]
+        changes.diff["after"]["tags"] = params["tags"]
     module.exit_json(
-        changed=changed,
+        changed=changes.changed,
         scalable_target=to_result(current, targets.tags(current)) if current else {},
-        diff=diff,
+        diff=changes.diff,
     )
 
 

@@ -37,20 +37,14 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  tags:
-    description: Tags of the namespace.
-    type: dict
-    aliases: [resource_tags]
-  purge_tags:
-    description: Remove tags not in O(tags).
-    type: bool
-    default: true
+
   wait_timeout:
     description: Seconds to wait for Cloud Map's asynchronous create, update and delete operations.
     type: int
     default: 300
 extends_documentation_fragment:
   - amazon.aws.common.modules
+  - amazon.aws.tags
   - amazon.aws.region.modules
   - amazon.aws.boto3
 """
@@ -104,7 +98,13 @@ namespace:
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.dagster_ecs.fargate.plugins.module_utils.cloudmap import CloudMap
-from ansible_collections.dagster_ecs.fargate.plugins.module_utils.common import BOTO_ERRORS, camel_tags, client
+from ansible_collections.dagster_ecs.fargate.plugins.module_utils.common import (
+    BOTO_ERRORS,
+    TAG_ARGS,
+    Changes,
+    camel_tags,
+    client,
+)
 
 
 def to_result(namespace, tags):
@@ -179,8 +179,7 @@ def main():
             vpc_id=dict(type="str"),
             description=dict(type="str", default=""),
             state=dict(type="str", choices=["present", "absent"], default="present"),
-            tags=dict(type="dict", aliases=["resource_tags"]),
-            purge_tags=dict(type="bool", default=True),
+            **TAG_ARGS,
             wait_timeout=dict(type="int", default=300),
         ),
         supports_check_mode=True,
@@ -204,32 +203,34 @@ def main():
             module.exit_json(changed=True, namespace={}, diff={"before": {}, "after": planned})
         namespace = create(module, cm)
         module.exit_json(
-            changed=True, namespace=to_result(namespace, cm.tags(namespace["Arn"])), diff={"before": {}, "after": planned}
+            changed=True,
+            namespace=to_result(namespace, cm.tags(namespace["Arn"])),
+            diff={"before": {}, "after": planned},
         )
 
-    changed = False
-    diff = {"before": {}, "after": {}}
-    if (namespace.get("Description") or "") != params["description"]:
-        changed = True
-        diff["before"]["description"] = namespace.get("Description") or ""
-        diff["after"]["description"] = params["description"]
-        if not module.check_mode:
-            operation = cm.call(
-                f"update namespace {namespace['Id']}",
-                "update_private_dns_namespace",
-                Id=namespace["Id"],
-                UpdaterRequestId=cm.request_id(),
-                Namespace={"Description": params["description"]},
-            )
-            cm.wait_operation(operation["OperationId"], params["wait_timeout"])
-    tags_changed, tags_diff = cm.converge_tags(namespace["Arn"], params["tags"], params["purge_tags"])
-    if tags_changed:
-        changed = True
-        diff["before"].update(tags_diff["before"])
-        diff["after"].update(tags_diff["after"])
-    if changed and not module.check_mode:
+    changes = Changes()
+    current_description = namespace.get("Description") or ""
+    if (
+        changes.add(
+            current_description != params["description"],
+            {"before": {"description": current_description}, "after": {"description": params["description"]}},
+        )
+        and not module.check_mode
+    ):
+        operation = cm.call(
+            f"update namespace {namespace['Id']}",
+            "update_private_dns_namespace",
+            Id=namespace["Id"],
+            UpdaterRequestId=cm.request_id(),
+            Namespace={"Description": params["description"]},
+        )
+        cm.wait_operation(operation["OperationId"], params["wait_timeout"])
+    changes.add(*cm.converge_tags(namespace["Arn"], params["tags"], params["purge_tags"]))
+    if changes.changed and not module.check_mode:
         namespace = cm.call(f"read namespace {namespace['Id']}", "get_namespace", Id=namespace["Id"])["Namespace"]
-    module.exit_json(changed=changed, namespace=to_result(namespace, cm.tags(namespace["Arn"])), diff=diff)
+    module.exit_json(
+        changed=changes.changed, namespace=to_result(namespace, cm.tags(namespace["Arn"])), diff=changes.diff
+    )
 
 
 if __name__ == "__main__":

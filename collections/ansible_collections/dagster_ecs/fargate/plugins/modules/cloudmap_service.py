@@ -62,20 +62,14 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  tags:
-    description: Tags of the service.
-    type: dict
-    aliases: [resource_tags]
-  purge_tags:
-    description: Remove tags not in O(tags).
-    type: bool
-    default: true
+
   wait_timeout:
     description: Seconds to wait for Cloud Map's asynchronous update operation.
     type: int
     default: 300
 extends_documentation_fragment:
   - amazon.aws.common.modules
+  - amazon.aws.tags
   - amazon.aws.region.modules
   - amazon.aws.boto3
 """
@@ -128,7 +122,7 @@ service:
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.dagster_ecs.fargate.plugins.module_utils.cloudmap import CloudMap
-from ansible_collections.dagster_ecs.fargate.plugins.module_utils.common import camel_tags
+from ansible_collections.dagster_ecs.fargate.plugins.module_utils.common import TAG_ARGS, Changes, camel_tags
 
 
 def records(service):
@@ -194,8 +188,7 @@ def main():
             routing_policy=dict(type="str", choices=["MULTIVALUE", "WEIGHTED"], default="MULTIVALUE"),
             custom_health_check=dict(type="bool", default=True),
             state=dict(type="str", choices=["present", "absent"], default="present"),
-            tags=dict(type="dict", aliases=["resource_tags"]),
-            purge_tags=dict(type="bool", default=True),
+            **TAG_ARGS,
             wait_timeout=dict(type="int", default=300),
         ),
         supports_check_mode=True,
@@ -246,38 +239,30 @@ def main():
     blocked = immutable_differences(service, params)
     if blocked:
         module.fail_json(
-            msg=f"Cloud Map service {service['Id']} ({params['name']}) differs in {', '.join(blocked)}, which cannot be "
+            msg=f"Cloud Map service {service['Id']} ({params['name']}) differs in {', '.join(blocked)}, "
+            "which cannot be "
             "changed in place; delete the service (state=absent) and create it again",
             service=to_result(service, cm.tags(service["Arn"])),
         )
 
-    changed = False
-    diff = {"before": {}, "after": {}}
-    current_records = records(service)
-    current_description = service.get("Description") or ""
-    if current_records != wanted_records or current_description != params["description"]:
-        changed = True
-        diff["before"].update(description=current_description, dns_records=current_records)
-        diff["after"].update(description=params["description"], dns_records=wanted_records)
-        if not module.check_mode:
-            operation = cm.call(
-                f"update service {service['Id']}",
-                "update_service",
-                Id=service["Id"],
-                Service={
-                    "Description": params["description"],
-                    "DnsConfig": {"DnsRecords": [{"Type": r["type"], "TTL": r["ttl"]} for r in wanted_records]},
-                },
-            )
-            cm.wait_operation(operation["OperationId"], params["wait_timeout"])
-    tags_changed, tags_diff = cm.converge_tags(service["Arn"], params["tags"], params["purge_tags"])
-    if tags_changed:
-        changed = True
-        diff["before"].update(tags_diff["before"])
-        diff["after"].update(tags_diff["after"])
-    if changed and not module.check_mode:
+    changes = Changes()
+    current = {"description": service.get("Description") or "", "dns_records": records(service)}
+    wanted = {"description": params["description"], "dns_records": wanted_records}
+    if changes.add(current != wanted, {"before": current, "after": wanted}) and not module.check_mode:
+        operation = cm.call(
+            f"update service {service['Id']}",
+            "update_service",
+            Id=service["Id"],
+            Service={
+                "Description": params["description"],
+                "DnsConfig": {"DnsRecords": [{"Type": r["type"], "TTL": r["ttl"]} for r in wanted_records]},
+            },
+        )
+        cm.wait_operation(operation["OperationId"], params["wait_timeout"])
+    changes.add(*cm.converge_tags(service["Arn"], params["tags"], params["purge_tags"]))
+    if changes.changed and not module.check_mode:
         service = cm.call(f"read service {service['Id']}", "get_service", Id=service["Id"])["Service"]
-    module.exit_json(changed=changed, service=to_result(service, cm.tags(service["Arn"])), diff=diff)
+    module.exit_json(changed=changes.changed, service=to_result(service, cm.tags(service["Arn"])), diff=changes.diff)
 
 
 if __name__ == "__main__":

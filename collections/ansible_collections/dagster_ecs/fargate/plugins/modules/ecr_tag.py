@@ -11,7 +11,7 @@ short_description: Manage the tags of an ECR repository
 version_added: 0.1.0
 description:
   - Adds, updates and (with O(purge_tags)) removes tags on an Amazon ECR repository.
-  - Fills a gap in community.aws: M(community.aws.ecs_ecr) manages repositories but not their tags, and
+  - Fills a gap in community.aws, where M(community.aws.ecs_ecr) manages repositories but not their tags and
     M(community.aws.ecs_tag) covers ECS resources only.
   - Supports check mode and diff mode.
 author:
@@ -31,16 +31,9 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  tags:
-    description: Tags to set or remove.
-    type: dict
-    required: true
-  purge_tags:
-    description: With O(state=present), remove tags not listed in O(tags).
-    type: bool
-    default: false
 extends_documentation_fragment:
   - amazon.aws.common.modules
+  - amazon.aws.tags
   - amazon.aws.region.modules
   - amazon.aws.boto3
 """
@@ -83,7 +76,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
     ansible_dict_to_boto3_tag_list,
     boto3_tag_list_to_ansible_dict,
 )
-from ansible_collections.dagster_ecs.fargate.plugins.module_utils.common import BOTO_ERRORS, client, plan_tags
+from ansible_collections.dagster_ecs.fargate.plugins.module_utils.common import BOTO_ERRORS, TAG_ARGS, client, plan_tags
 
 
 def main():
@@ -92,9 +85,9 @@ def main():
             repository_name=dict(type="str", required=True),
             registry_id=dict(type="str"),
             state=dict(type="str", choices=["present", "absent"], default="present"),
-            tags=dict(type="dict", required=True),
-            purge_tags=dict(type="bool", default=False),
+            **TAG_ARGS,
         ),
+        required_if=[("state", "absent", ["tags"])],
         supports_check_mode=True,
     )
     ecr = client(module, "ecr")
@@ -120,9 +113,9 @@ def main():
     except BOTO_ERRORS as e:
         module.fail_json_aws(e, msg=f"Failed to list tags of {arn}")
 
-    desired = module.params["tags"]
+    desired = module.params["tags"] or {}
     if module.params["state"] == "present":
-        to_set, to_remove = plan_tags(current, desired, module.params["purge_tags"])
+        to_set, to_remove = plan_tags(current, module.params["tags"], module.params["purge_tags"])
     else:
         to_set = {}
         to_remove = [k for k, v in desired.items() if k in current and (v in ("", None) or current[k] == v)]
@@ -146,6 +139,7 @@ def main():
         removed_tags=to_remove,
         diff={"before": {"tags": current}, "after": {"tags": after}},
     )
+
 
 if __name__ == "__main__":
     main()

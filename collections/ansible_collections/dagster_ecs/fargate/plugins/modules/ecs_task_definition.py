@@ -11,7 +11,7 @@ short_description: Register an ECS task definition revision only when the defini
 version_added: 0.1.0
 description:
   - Compares the desired task definition with the latest C(ACTIVE) revision of O(family) and registers a new revision
-    only if they differ, in any field: containers, volumes, roles, network mode, CPU, memory, runtime platform.
+    only if they differ in any field (containers, volumes, roles, network mode, CPU, memory, runtime platform).
   - Fills a gap in M(community.aws.ecs_taskdefinition) (10.0.0), which decides whether to register by comparing
     containers, volumes, task role and launch type only (a change of O(cpu), O(memory), O(runtime_platform) or
     O(execution_role_arn) registers nothing), reuses the B(oldest) matching revision (so changing a size back and forth
@@ -20,7 +20,7 @@ description:
     C(hostPort) in awsvpc mode, empty lists) and ignores the order of C(environment), C(secrets) and containers.
   - Tags are converged on the current revision without registering a new one.
   - O(state=absent) deregisters every C(ACTIVE) revision of the family.
-  - Supports check mode and diff mode (the diff names the fields that differ).
+  - Supports check mode and diff mode; the diff shows the fields that differ.
 author:
   - dagster-ecs-ansible contributors
 options:
@@ -79,16 +79,9 @@ options:
         description: Operating system family.
         type: str
         default: LINUX
-  tags:
-    description: Tags of the task definition.
-    type: dict
-    aliases: [resource_tags]
-  purge_tags:
-    description: Remove tags not in O(tags).
-    type: bool
-    default: true
 extends_documentation_fragment:
   - amazon.aws.common.modules
+  - amazon.aws.tags
   - amazon.aws.region.modules
   - amazon.aws.boto3
 """
@@ -151,7 +144,9 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
 from ansible_collections.dagster_ecs.fargate.plugins.module_utils.common import (
     BOTO_ERRORS,
+    TAG_ARGS,
     apply_tags,
+    call,
     client,
 )
 from ansible_collections.dagster_ecs.fargate.plugins.module_utils.taskdef import canonical, differences
@@ -217,28 +212,17 @@ class TaskDefinitions:
         kwargs = dict(definition)
         if tags:
             kwargs["tags"] = lower_tags(tags)
-        try:
-            return self.ecs.register_task_definition(aws_retry=True, **kwargs)["taskDefinition"]
-        except BOTO_ERRORS as e:
-            self.module.fail_json_aws(e, msg=f"Failed to register task definition {definition['family']}")
+        what = f"register task definition {definition['family']}"
+        return call(self.module, self.ecs, what, "register_task_definition", **kwargs)["taskDefinition"]
 
     def deregister(self, arn):
-        try:
-            self.ecs.deregister_task_definition(aws_retry=True, taskDefinition=arn)
-        except BOTO_ERRORS as e:
-            self.module.fail_json_aws(e, msg=f"Failed to deregister {arn}")
+        call(self.module, self.ecs, f"deregister {arn}", "deregister_task_definition", taskDefinition=arn)
 
     def tag(self, arn, tags):
-        try:
-            self.ecs.tag_resource(aws_retry=True, resourceArn=arn, tags=lower_tags(tags))
-        except BOTO_ERRORS as e:
-            self.module.fail_json_aws(e, msg=f"Failed to tag {arn}")
+        call(self.module, self.ecs, f"tag {arn}", "tag_resource", resourceArn=arn, tags=lower_tags(tags))
 
     def untag(self, arn, keys):
-        try:
-            self.ecs.untag_resource(aws_retry=True, resourceArn=arn, tagKeys=keys)
-        except BOTO_ERRORS as e:
-            self.module.fail_json_aws(e, msg=f"Failed to untag {arn}")
+        call(self.module, self.ecs, f"untag {arn}", "untag_resource", resourceArn=arn, tagKeys=keys)
 
 
 def result(definition, diffs, **extra):
@@ -284,8 +268,7 @@ def main():
                     operating_system_family=dict(type="str", default="LINUX"),
                 ),
             ),
-            tags=dict(type="dict", aliases=["resource_tags"]),
-            purge_tags=dict(type="bool", default=True),
+            **TAG_ARGS,
         ),
         required_if=[("state", "present", ["containers"])],
         supports_check_mode=True,

@@ -15,6 +15,7 @@ description:
   - An access point cannot be modified except for its tags. When O(posix_user) or O(root_directory) differ from
     the existing access point, it is replaced (deleted and created again, which gives it a new id) if
     O(replace_on_change=true), otherwise the module fails and names the difference.
+  - The C(Name) tag is always O(name); O(tags) sets the others, and O(purge_tags) never removes C(Name).
   - Supports check mode and diff mode.
 author:
   - dagster-ecs-ansible contributors
@@ -76,15 +77,7 @@ options:
     description: Replace the access point when its immutable settings differ (its id changes).
     type: bool
     default: true
-  tags:
-    description:
-      - Tags besides C(Name), which is always O(name). When omitted, the tags of an existing access point are left alone.
-    type: dict
-    aliases: [resource_tags]
-  purge_tags:
-    description: Remove tags not in O(tags) (C(Name) is kept).
-    type: bool
-    default: true
+
   wait:
     description: Wait until a created access point is C(available) or a deleted one is gone.
     type: bool
@@ -95,6 +88,7 @@ options:
     default: 120
 extends_documentation_fragment:
   - amazon.aws.common.modules
+  - amazon.aws.tags
   - amazon.aws.region.modules
   - amazon.aws.boto3
 """
@@ -163,7 +157,9 @@ from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
 )
 from ansible_collections.dagster_ecs.fargate.plugins.module_utils.common import (
     BOTO_ERRORS,
+    TAG_ARGS,
     apply_tags,
+    call,
     client,
     wait_until,
 )
@@ -309,16 +305,18 @@ class AccessPoints:
             )
 
     def tag(self, access_point_id, tags):
-        try:
-            self.efs.tag_resource(aws_retry=True, ResourceId=access_point_id, Tags=ansible_dict_to_boto3_tag_list(tags))
-        except BOTO_ERRORS as e:
-            self.module.fail_json_aws(e, msg=f"Failed to tag access point {access_point_id}")
+        what = f"tag access point {access_point_id}"
+        call(
+            self.module,
+            self.efs,
+            what,
+            "tag_resource",
+            ResourceId=access_point_id,
+            Tags=ansible_dict_to_boto3_tag_list(tags),
+        )
 
-    def untag(self, access_point_id, keys):
-        try:
-            self.efs.untag_resource(aws_retry=True, ResourceId=access_point_id, TagKeys=keys)
-        except BOTO_ERRORS as e:
-            self.module.fail_json_aws(e, msg=f"Failed to untag access point {access_point_id}")
+    def untag(self, ap_id, keys):
+        call(self.module, self.efs, f"untag {ap_id}", "untag_resource", ResourceId=ap_id, TagKeys=keys)
 
 
 def ensure_present(module, aps, existing):
@@ -397,8 +395,7 @@ def main():
                 ),
             ),
             replace_on_change=dict(type="bool", default=True),
-            tags=dict(type="dict", aliases=["resource_tags"]),
-            purge_tags=dict(type="bool", default=True),
+            **TAG_ARGS,
             wait=dict(type="bool", default=True),
             wait_timeout=dict(type="int", default=120),
         ),
@@ -408,9 +405,7 @@ def main():
     if root.get("path") and not root["path"].startswith("/"):
         module.fail_json(msg=f"root_directory.path must be absolute, got {root['path']}")
     permissions = (root.get("creation_info") or {}).get("permissions")
-    if permissions is not None and not (
-        len(permissions) in (3, 4) and all(c in "01234567" for c in permissions)
-    ):
+    if permissions is not None and not (len(permissions) in (3, 4) and all(c in "01234567" for c in permissions)):
         module.fail_json(msg=f"root_directory.creation_info.permissions must be octal like 0755, got {permissions}")
 
     aps = AccessPoints(module)

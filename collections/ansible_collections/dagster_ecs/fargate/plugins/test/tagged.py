@@ -9,8 +9,8 @@ short_description: Whether a resource's tags include all of the given tags
 version_added: 0.1.0
 description:
   - True when every key of O(required) is among the resource's tags with the same value.
-  - Accepts tags as a dict or as AWS tag lists (C([{"Key": k, "Value": v}]) or C([{"key": k, "value": v}])); C(None)
-    or a missing value means no tags.
+  - Accepts tags as a dict or as an AWS tag list of C(Key)/C(Value) (or C(key)/C(value)) pairs; C(None) or a missing
+    value means no tags.
   - Teardown uses it to touch only resources tagged as the project's.
 options:
   _input:
@@ -30,7 +30,7 @@ EXAMPLES = r"""
   amazon.aws.s3_bucket:
     name: "{{ bucket }}"
     state: absent
-  when: bucket_info.buckets[0].bucket_tagging is dagster_ecs.fargate.tagged({'Project': 'dagster-ecs'})
+  when: "bucket_info.buckets[0].bucket_tagging is dagster_ecs.fargate.tagged({'Project': 'dagster-ecs'})"
 """
 
 RETURN = r"""

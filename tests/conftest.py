@@ -1,0 +1,144 @@
+"""Shared fixtures: a real emulator over HTTP and a real ansible-playbook.
+
+Nothing here mocks AWS: tests start ``python -m dagster_ecs_emulator serve`` (moto
+behind the compatibility layer) on a free loopback port and drive the stock modules
+through ansible-playbook, exactly as a user does.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+OFFLINE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "AKIAOFFLINEREHEARSAL",
+    "AWS_SECRET_ACCESS_KEY": "offline-rehearsal-not-a-secret",
+    "AWS_DEFAULT_REGION": "ap-southeast-2",
+}
+RECAP = re.compile(
+    r"^(?P<host>\S+)\s+: ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+"
+    r"failed=(?P<failed>\d+)",
+    re.M,
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_health(endpoint: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{endpoint}/_dagster_ecs_emulator/health", timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"emulator at {endpoint} did not answer within {timeout}s")
+
+
+@dataclass
+class Emulator:
+    endpoint: str
+    process: subprocess.Popen
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+@pytest.fixture
+def start_emulator(tmp_path):
+    """Factory: start a fresh emulator (optionally without some shims); all are stopped at the end."""
+    started: list[Emulator] = []
+
+    def _start(disabled_shims=()) -> Emulator:
+        port = free_port()
+        command = [sys.executable, "-m", "dagster_ecs_emulator", "serve", "--port", str(port)]
+        for shim in disabled_shims:
+            command += ["--disable-shim", shim]
+        log = open(tmp_path / f"emulator-{port}.log", "wb")  # noqa: SIM115 - closed with the process
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        emulator = Emulator(f"http://127.0.0.1:{port}", process)
+        started.append(emulator)
+        wait_for_health(emulator.endpoint)
+        return emulator
+
+    yield _start
+    for emulator in started:
+        emulator.stop()
+
+
+@dataclass
+class PlaybookRun:
+    args: list[str]
+    returncode: int
+    output: str
+
+    @property
+    def recap(self) -> dict[str, int]:
+        found = RECAP.findall(self.output)
+        assert found, f"no PLAY RECAP in output of {self.args}:\n{self.output[-3000:]}"
+        keys = ("ok", "changed", "unreachable", "failed")
+        return {key: int(found[-1][i + 1]) for i, key in enumerate(keys)}
+
+    def changed_tasks(self) -> list[str]:
+        """Names of the tasks that reported a change (needs the default callback's output)."""
+        names, current = [], None
+        for line in self.output.splitlines():
+            if line.startswith("TASK ["):
+                current = line[6 : line.rfind("]")]
+            elif line.startswith("changed:") and current and current not in names:
+                names.append(current)
+        return names
+
+
+def run_playbook(playbook, *args, inventory=None, extra_vars=None, env=None, timeout=1800) -> PlaybookRun:
+    command = [str(BIN / "ansible-playbook"), str(playbook)]
+    if inventory:
+        command += ["-i", str(inventory)]
+    for key, value in (extra_vars or {}).items():
+        command += ["-e", f"{key}={value}"]
+    command += list(args)
+    environment = dict(os.environ)
+    environment.update(
+        PATH=f"{BIN}{os.pathsep}{environment.get('PATH', '')}",
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
+        PYTHONUNBUFFERED="1",
+    )
+    environment.update(env or {})
+    proc = subprocess.run(
+        command,
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return PlaybookRun(command, proc.returncode, proc.stdout)
+
+
+@pytest.fixture
+def playbook():
+    return run_playbook
