@@ -1,0 +1,315 @@
+"""dagster-ecs-entrypoint: the container's start-up sequence, in Python.
+
+    dagster-ecs-entrypoint webserver      nginx + dagster-webserver + sidecar under supervisord
+    dagster-ecs-entrypoint daemon         dagster-daemon + sidecar under supervisord
+    dagster-ecs-entrypoint healthcheck webserver|daemon   the ECS container health check
+    dagster-ecs-entrypoint sidecar ROLE   (run by supervisord) /health and the periodic DAG sync
+    dagster-ecs-entrypoint CMD [ARGS...]  anything else (a run launched by EcsRunLauncher):
+                                          configure the instance, sync the DAGs once, exec CMD
+
+Start-up (the seed's sequence, each step one log line; a failed step says what to check):
+1. basic auth from the Secrets Manager credentials (bcrypt htpasswd; webserver only)
+2. AWS credentials (STS GetCallerIdentity)
+3. DAG bucket access (HeadBucket)
+4. initial DAG sync, at most DAGSTER_DAG_SYNC_TIMEOUT (30 s); on failure the last synced
+   version or the image's own DAGs (the local fallback, also used when sync is off)
+5. periodic sync every DAGSTER_DAG_SYNC_INTERVAL seconds (the sidecar)
+6. supervisord with the role's programs
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+from . import __version__
+from .auth import AuthError, write_htpasswd
+from .config import ROLES, write_all
+from .health import HealthCache, check_webserver, serve
+from .settings import Settings
+from .sync import DagSync
+
+LOG = logging.getLogger("dagster_ecs.entrypoint")
+
+
+class StepFailed(RuntimeError):
+    pass
+
+
+def _aws(service: str):
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        connect_timeout=5, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=16
+    )
+    return boto3.client(service, config=config)
+
+
+def _step(number: int, total: int, what: str, action, check: str):
+    started = time.monotonic()
+    try:
+        detail = action()
+    except Exception as exc:  # noqa: BLE001 - reported as a failed step with what to check
+        LOG.error("step %d/%d %s: FAILED: %s -- check %s", number, total, what, exc, check)
+        raise StepFailed(what) from exc
+    LOG.info("step %d/%d %s: %s (%.1fs)", number, total, what, detail or "ok", time.monotonic() - started)
+    return detail
+
+
+LOCATION = "dags"  # the code location's name in workspace.yaml
+RELOAD_MUTATION = """
+mutation Reload($name: String!) { reloadRepositoryLocation(repositoryLocationName: $name) {
+  __typename ... on WorkspaceLocationEntry { loadStatus locationOrLoadError { __typename
+  ... on PythonError { message } } } ... on PythonError { message } ... on RepositoryLocationNotFound { message } } }
+"""
+
+
+def validate_definitions(directory) -> None:
+    """The staged version's definitions must load (a fresh interpreter, so nothing stays imported)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "dagster_ecs_container.inspect", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    if done.returncode != 0:
+        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+        try:
+            result = json.loads(lines[-1])
+            raise RuntimeError(f"{result.get('file') or ''}: {result.get('error')}".lstrip(": "))
+        except (IndexError, ValueError):
+            raise RuntimeError((done.stderr or done.stdout).strip()[-300:]) from None
+
+
+def reload_webserver(settings: Settings, version: str) -> bool:
+    """Reload the webserver's code location in place (its GraphQL API on loopback); True when it loaded."""
+    started = time.monotonic()
+    request = urllib.request.Request(  # noqa: S310 - loopback
+        f"http://127.0.0.1:{settings.webserver_port}/graphql",
+        data=json.dumps({"query": RELOAD_MUTATION, "variables": {"name": LOCATION}}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310 - loopback
+        entry = (json.loads(response.read()).get("data") or {}).get("reloadRepositoryLocation") or {}
+    loaded = (entry.get("locationOrLoadError") or {}).get("__typename") == "RepositoryLocation"
+    if loaded:
+        LOG.info(
+            "webserver reloaded code location %s with DAG version %s (%.1fs)",
+            LOCATION,
+            version,
+            time.monotonic() - started,
+        )
+    else:
+        error = (entry.get("locationOrLoadError") or entry).get("message", entry.get("__typename"))
+        LOG.error("webserver could not load DAG version %s: %s", version, error)
+    return loaded
+
+
+def make_sync(settings: Settings, role: str | None = None) -> DagSync:
+    """The DAG sync of a task. In the sidecar, a new version is validated before the swap and then
+    reloaded: the webserver in place through its GraphQL API; the daemon at its next workspace
+    refresh (Dagster refreshes the daemon's code locations every 60 s, restarting their servers)."""
+
+    def on_change(version, previous) -> bool:
+        if role == "webserver":
+            return reload_webserver(settings, version)
+        LOG.info("DAG version %s live; the daemon loads it at its next workspace refresh (<= 60 s)", version)
+        return True
+
+    return DagSync(
+        _aws("s3"),
+        settings.bucket,
+        settings.dags_prefix,
+        settings.dags_dir,
+        status_file=settings.runtime_dir / "sync-status.json",
+        validate=validate_definitions if settings.validate_dags else None,
+        on_change=on_change if role else None,
+    )
+
+
+def initial_sync(settings: Settings, total: int, first: int) -> None:
+    """Steps 2-4: credentials, bucket, first sync (bounded); fall back to local DAGs on any failure."""
+    if not settings.sync_enabled:
+        LOG.info(
+            "steps %d-%d/%d: DAG sync disabled (DAGSTER_DAG_SYNC=false or no DAGSTER_DAGS_BUCKET): "
+            "local fallback, the image's DAGs at %s",
+            first,
+            first + 2,
+            total,
+            settings.builtin_dags_dir,
+        )
+        DagSync(None, "", "", settings.dags_dir, settings.runtime_dir / "sync-status.json").use_builtin(
+            settings.builtin_dags_dir
+        )
+        return
+    sync = None
+    try:
+        _step(
+            first,
+            total,
+            "AWS credentials",
+            lambda: _aws("sts").get_caller_identity()["Arn"],
+            "the task role (ECS task definition taskRoleArn) and AWS_REGION",
+        )
+        _step(
+            first + 1,
+            total,
+            f"DAG bucket s3://{settings.bucket}",
+            lambda: _aws("s3").head_bucket(Bucket=settings.bucket) and "reachable",
+            "DAGSTER_DAGS_BUCKET and the task role's s3:ListBucket on it",
+        )
+        sync = make_sync(settings)
+        done = threading.Event()
+
+        def _run():
+            sync.poll()
+            done.set()
+
+        threading.Thread(target=_run, name="initial-sync", daemon=True).start()
+
+        def _wait():
+            if not done.wait(settings.sync_timeout):
+                raise TimeoutError(f"no answer within {settings.sync_timeout:.0f}s")
+            if sync.status.last_error:
+                raise RuntimeError(sync.status.last_error)
+            return f"version {sync.status.version} ({sync.status.files} files)"
+
+        _step(first + 2, total, "initial DAG sync", _wait, "that the dags stage published (--tags dags)")
+    except StepFailed:
+        fallback = sync.current_version() if sync else None
+        LOG.warning(
+            "starting with %s; the periodic sync keeps trying",
+            f"the last synced DAG version {fallback}"
+            if fallback
+            else f"the image's DAGs ({settings.builtin_dags_dir})",
+        )
+        if not fallback:
+            DagSync(None, "", "", settings.dags_dir, settings.runtime_dir / "sync-status.json").use_builtin(
+                settings.builtin_dags_dir
+            )
+
+
+def start_service(role: str, settings: Settings) -> int:
+    total = 6
+    LOG.info("dagster-ecs-entrypoint %s starting the %s role", __version__, role)
+    for directory in (settings.home, settings.runtime_dir, settings.storage_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    if role == "webserver":
+        try:
+            _step(
+                1,
+                total,
+                "basic auth",
+                lambda: f"htpasswd (bcrypt) for user {write_htpasswd(settings)}",
+                "BASIC_AUTH_USER/BASIC_AUTH_PASSWORD (task definition secrets from Secrets Manager)",
+            )
+        except StepFailed:
+            return 1  # never serve the UI without authentication
+    else:
+        LOG.info("step 1/%d basic auth: not needed by the %s", total, role)
+    initial_sync(settings, total, first=2)
+    write_all(settings, role)
+    LOG.info(
+        "step 5/%d periodic DAG sync: %s",
+        total,
+        f"every {settings.sync_interval:g}s by the sidecar" if settings.sync_enabled else "off",
+    )
+    supervisord = os.path.join(os.path.dirname(sys.executable), "supervisord")
+    if not os.path.exists(supervisord):
+        supervisord = "supervisord"
+    LOG.info("step 6/%d starting %s under supervisord", total, role)
+    sys.stdout.flush()
+    os.execvp(supervisord, [supervisord, "-c", str(settings.runtime_dir / "supervisord.conf")])
+    return 0  # not reached
+
+
+def sidecar(role: str, settings: Settings) -> int:
+    """The per-task helper: /health (webserver) and the periodic DAG sync."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    sync = make_sync(settings, role) if settings.sync_enabled else None
+    if role == "webserver":
+        graphql_url = f"http://127.0.0.1:{settings.webserver_port}/graphql"
+
+        def details():
+            status = sync.status if sync else None
+            return {
+                "dags": {
+                    "source": status.source if status else "builtin",
+                    "version": status.version if status else None,
+                    "synced_at": status.synced_at if status else None,
+                    "last_error": status.last_error if status else None,
+                    "consecutive_failures": status.consecutive_failures if status else 0,
+                }
+            }
+
+        serve(settings.health_port, HealthCache(lambda: check_webserver(graphql_url)), details)
+    while not stop.wait(settings.sync_interval if sync else 3600):
+        if sync:
+            sync.poll()
+    return 0
+
+
+def healthcheck(role: str, settings: Settings) -> int:
+    if role == "webserver":
+        url = f"http://127.0.0.1:{settings.nginx_port}/health"
+        try:
+            with urllib.request.urlopen(url, timeout=8) as response:  # noqa: S310 - loopback
+                return 0 if response.status == 200 else 1
+        except (urllib.error.URLError, OSError):
+            return 1
+    if role == "daemon":  # recent heartbeats of every daemon in the instance's storage
+        daemon = os.path.join(os.path.dirname(sys.executable), "dagster-daemon")
+        return subprocess.run([daemon, "liveness-check"], check=False, capture_output=True).returncode
+    print(f"healthcheck: unknown role {role!r}; expected one of {ROLES}", file=sys.stderr)
+    return 2
+
+
+def run_command(argv: list[str], settings: Settings) -> int:
+    """A one-off command (EcsRunLauncher's run worker): same instance and DAGs, then exec."""
+    for directory in (settings.home, settings.runtime_dir, settings.storage_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    initial_sync(settings, total=4, first=2)
+    write_all(settings, None)
+    sys.stdout.flush()
+    os.execvp(argv[0], argv)
+    return 0  # not reached
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stdout, force=True
+    )
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0 if argv else 2
+    settings = Settings.from_env()
+    command, rest = argv[0], argv[1:]
+    if command == "version":
+        print(__version__)
+        return 0
+    if command in ROLES:
+        return start_service(command, settings)
+    if command == "sidecar" and rest:
+        return sidecar(rest[0], settings)
+    if command == "healthcheck" and rest:
+        return healthcheck(rest[0], settings)
+    if command == "render":
+        write_all(settings, rest[0] if rest else None)
+        return 0
+    return run_command(argv, settings)
+
+
+__all__ = ["main", "AuthError"]

@@ -1,0 +1,107 @@
+"""/health: 200 only when the Dagster webserver answers and every code location loaded without error.
+
+Served on 127.0.0.1 by the sidecar; nginx exposes ``/health`` without authentication. The
+answer is a short reason and nothing else (no versions, paths, errors or hostnames), so the
+one public path reveals nothing about the deployment.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+LOG = logging.getLogger("dagster_ecs.health")
+
+WORKSPACE_QUERY = """
+{ workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
+  locationOrLoadError { __typename } } } } }
+"""
+
+
+def graphql(url: str, query: str, timeout: float = 3.0, headers: dict | None = None) -> dict:
+    request = urllib.request.Request(  # noqa: S310 - loopback URL built by the caller
+        url,
+        data=json.dumps({"query": query}).encode(),
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        return json.loads(response.read())
+
+
+def check_webserver(graphql_url: str) -> tuple[bool, str]:
+    """(healthy, short reason) from the webserver's view of its code locations."""
+    try:
+        data = graphql(graphql_url, WORKSPACE_QUERY).get("data") or {}
+    except (urllib.error.URLError, OSError, ValueError):
+        return False, "dagster webserver not answering"
+    workspace = data.get("workspaceOrError") or {}
+    if workspace.get("__typename") != "Workspace":
+        return False, "workspace unavailable"
+    entries = workspace.get("locationEntries") or []
+    if not entries:
+        return False, "no code location"
+    for entry in entries:
+        if entry.get("loadStatus") != "LOADED":
+            return False, "code location loading"
+        if (entry.get("locationOrLoadError") or {}).get("__typename") != "RepositoryLocation":
+            return False, "code location failed to load"
+    return True, "ok"
+
+
+class HealthCache:
+    """Checks at most every ``ttl`` seconds, however often the ALB and ECS ask."""
+
+    def __init__(self, check, ttl: float = 2.0):
+        self.check, self.ttl = check, ttl
+        self._lock = threading.Lock()
+        self._at, self._value = 0.0, (False, "starting")
+
+    def get(self) -> tuple[bool, str]:
+        with self._lock:
+            if time.monotonic() - self._at > self.ttl:
+                self._value, self._at = self.check(), time.monotonic()
+            return self._value
+
+
+def serve(port: int, cache: HealthCache, details=None) -> ThreadingHTTPServer:
+    """``/health`` (public through nginx) and ``/health/details`` (JSON; nginx requires basic auth for it).
+
+    ``details`` returns a dict (the DAG sync's status: live version, last error, failures in a row).
+    """
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "health"
+        sys_version = ""
+
+        def do_GET(self):  # noqa: N802 - http.server API
+            path = self.path.split("?", 1)[0]
+            if path == "/health":
+                healthy, reason = cache.get()
+                self._send(200 if healthy else 503, (reason + "\n").encode(), "text/plain; charset=utf-8")
+            elif path == "/health/details":
+                healthy, reason = cache.get()
+                body = {"healthy": healthy, "reason": reason, **(details() if details else {})}
+                self._send(200 if healthy else 503, json.dumps(body).encode(), "application/json")
+            else:
+                self.send_error(404)
+
+        def _send(self, status, body, content_type):
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):  # the ALB asks every few seconds: keep the log quiet
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
+    LOG.info("health endpoint on 127.0.0.1:%d/health", port)
+    return server

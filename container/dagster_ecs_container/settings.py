@@ -1,0 +1,79 @@
+"""Everything the container reads from its environment, with the image's defaults.
+
+The task definition sets the deployment-specific values (bucket, database, ports); the
+defaults are the image's layout. The offline runtime overrides the paths and ports so that
+several tasks can share one machine.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    dags_dir: Path
+    builtin_dags_dir: Path
+    runtime_dir: Path
+    storage_dir: Path
+    nginx_listen: str
+    nginx_port: int
+    webserver_port: int
+    health_port: int
+    bucket: str
+    dags_prefix: str
+    sync_enabled: bool
+    sync_interval: float
+    sync_timeout: float
+    validate_dags: bool
+    run_launcher: str
+    max_concurrent_runs: int
+    cluster: str
+    basic_auth_user: str = field(repr=False, default="")
+    basic_auth_password: str = field(repr=False, default="")
+    nginx_bin: str = "nginx"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        base = Path(env.get("DAGSTER_APP_DIR", "/opt/dagster"))
+        return cls(
+            home=Path(env.get("DAGSTER_HOME", base / "home")),
+            dags_dir=Path(env.get("DAGSTER_DAGS_DIR", base / "dags")),
+            builtin_dags_dir=Path(env.get("DAGSTER_BUILTIN_DAGS_DIR", base / "app" / "dags")),
+            runtime_dir=Path(env.get("DAGSTER_RUNTIME_DIR", base / "run")),
+            storage_dir=Path(env.get("DAGSTER_STORAGE_DIR", base / "storage")),
+            nginx_listen=env.get("NGINX_LISTEN", "0.0.0.0"),  # noqa: S104 - the task's ENI; the ALB reaches it
+            nginx_port=int(env.get("NGINX_PORT", "8080")),
+            webserver_port=int(env.get("DAGSTER_WEBSERVER_PORT", "3000")),
+            health_port=int(env.get("DAGSTER_HEALTH_PORT", "8081")),
+            bucket=env.get("DAGSTER_DAGS_BUCKET", ""),
+            dags_prefix=env.get("DAGSTER_DAGS_PREFIX", "dags/"),
+            sync_enabled=_bool(env.get("DAGSTER_DAG_SYNC"), default=bool(env.get("DAGSTER_DAGS_BUCKET"))),
+            sync_interval=float(env.get("DAGSTER_DAG_SYNC_INTERVAL", "10")),
+            sync_timeout=float(env.get("DAGSTER_DAG_SYNC_TIMEOUT", "30")),
+            validate_dags=_bool(env.get("DAGSTER_DAG_VALIDATE"), default=True),
+            run_launcher=env.get("DAGSTER_RUN_LAUNCHER", "default"),
+            max_concurrent_runs=int(env.get("DAGSTER_MAX_CONCURRENT_RUNS", "2")),
+            cluster=env.get("DAGSTER_ECS_CLUSTER", ""),
+            basic_auth_user=env.get("BASIC_AUTH_USER", ""),
+            basic_auth_password=env.get("BASIC_AUTH_PASSWORD", ""),
+            nginx_bin=env.get("NGINX_BIN", "nginx"),
+        )
+
+    @property
+    def htpasswd(self) -> Path:
+        return self.runtime_dir / "htpasswd"
+
+    @property
+    def workspace(self) -> Path:
+        return self.home / "workspace.yaml"

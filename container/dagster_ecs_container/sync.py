@@ -1,0 +1,292 @@
+"""S3 -> container DAG sync: poll the manifest, stage, verify, swap atomically.
+
+The live DAG directory (``DAGSTER_DAGS_DIR``) is a symlink to an immutable version
+directory. A sync never writes into the live version: it stages the new version beside
+it (reusing unchanged files from the current one, downloading only the others), checks
+every file against the manifest's SHA-256, optionally runs a validation hook (the DAG
+definitions must load), and only then replaces the symlink with one ``rename`` — so the
+code location sees either the old version or the new one, never a mixture. Any failure
+leaves the live version untouched and is recorded in the status for the next poll and
+for the health details.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import manifest as mf
+
+LOG = logging.getLogger("dagster_ecs.sync")
+KEEP_VERSIONS = 3
+# With at least this many files to download, fetch the manifest's bundle (one request) first.
+BUNDLE_MIN_FILES = 8
+# A version refused for its content (hash mismatch, definitions that do not load) is not staged again
+# at every poll: only after this many seconds (in case the objects were repaired) or when the manifest
+# names another version.
+REJECTED_RETRY_SECONDS = 300
+
+
+class SyncError(RuntimeError):
+    """A sync that could not complete; the live DAGs are unchanged."""
+
+
+class Rejected(SyncError):
+    """The published version itself is unusable (corrupt object, definitions that do not load)."""
+
+
+@dataclass
+class SyncStatus:
+    version: str | None = None
+    source: str = "none"  # s3 | builtin | none
+    synced_at: float | None = None
+    last_attempt: float | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    files: int = 0
+    downloaded: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+class DagSync:
+    def __init__(
+        self,
+        s3,
+        bucket: str,
+        prefix: str,
+        live: Path,
+        status_file: Path | None = None,
+        validate: Callable[[Path], None] | None = None,
+        on_change: Callable[[str, Path | None], bool] | None = None,
+        workers: int = 16,
+    ):
+        self.s3 = s3
+        self.bucket = bucket
+        self.prefix = prefix
+        self.live = live
+        self.versions = live.parent / f".{live.name}.versions"
+        self.status_file = status_file
+        self.validate = validate
+        self.on_change = on_change
+        self.workers = workers
+        self.etag: str | None = None
+        self._rejected: tuple[str, float] | None = None
+        self.status = SyncStatus()
+        current = self.current_version()
+        if current:
+            self.status.version, self.status.source = current, "s3"
+
+    # --- state on disk -----------------------------------------------------------
+    def current_version(self) -> str | None:
+        try:
+            target = Path(os.readlink(self.live))
+        except OSError:
+            return None
+        return target.name if target.parent == self.versions else None
+
+    def _write_status(self) -> None:
+        if self.status_file:
+            self.status_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.status_file.with_name(f".{self.status_file.name}.tmp")
+            tmp.write_text(json.dumps(asdict(self.status)))
+            os.replace(tmp, self.status_file)
+
+    def _point_live_at(self, target: Path) -> None:
+        """Atomically (re)point the live symlink at ``target``."""
+        self.live.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.live.with_name(f".{self.live.name}.swap")
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        os.symlink(target, tmp)
+        os.replace(tmp, self.live)
+
+    def use_builtin(self, builtin: Path) -> None:
+        """Local fallback: serve the image's own copy of the DAGs (sync off, or nothing published yet)."""
+        if self.current_version():
+            return  # a synced version beats the image's copy
+        self._point_live_at(builtin)
+        self.status.source, self.status.version = "builtin", None
+        self._write_status()
+
+    # --- one poll --------------------------------------------------------------------
+    def fetch_manifest(self) -> mf.Manifest | None:
+        """The published manifest, or None when it did not change since the last poll (one request)."""
+        kwargs = {"Bucket": self.bucket, "Key": mf.key(self.prefix, mf.MANIFEST)}
+        if self.etag:
+            kwargs["IfNoneMatch"] = self.etag
+        try:
+            response = self.s3.get_object(**kwargs)
+        except Exception as exc:  # botocore ClientError, connection errors
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            if code in ("304", "NotModified"):
+                return None
+            if code in ("NoSuchKey", "404"):
+                raise SyncError(f"no manifest at s3://{self.bucket}/{kwargs['Key']} (nothing published yet)") from exc
+            raise SyncError(f"cannot read s3://{self.bucket}/{kwargs['Key']}: {exc}") from exc
+        body = response["Body"].read()
+        parsed = mf.Manifest.from_json(body)
+        self.etag = response.get("ETag")
+        return parsed
+
+    def _stage(self, manifest: mf.Manifest) -> tuple[Path, int]:
+        staging = self.versions / f"{manifest.version}.partial"
+        if staging.exists():
+            shutil.rmtree(staging)
+        staging.mkdir(parents=True)
+        current = self.current_version()
+        current_dir = self.versions / current if current else None
+        current_files = mf.scan(current_dir) if current_dir and current_dir.is_dir() else {}
+        wanted: dict[str, list[Path]] = {}
+        for path, entry in manifest.files.items():
+            target = staging / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            local = current_files.get(path)
+            if local and local.sha256 == entry.sha256:
+                # Versions are immutable: the unchanged file is shared, not copied (hashed by the scan above).
+                try:
+                    os.link(current_dir / path, target)
+                except OSError:
+                    shutil.copy2(current_dir / path, target)
+            else:
+                wanted.setdefault(entry.sha256, []).append(target)
+        requests = 0
+        if manifest.bundle and len(wanted) >= BUNDLE_MIN_FILES:
+            wanted, requests = self._from_bundle(manifest, staging, wanted), 1
+        # Only what changed is downloaded, in parallel; each object is verified against its hash.
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            for sha256, data in zip(wanted, pool.map(self._download, wanted), strict=True):
+                for target in wanted[sha256]:
+                    target.write_bytes(data)
+        return staging, requests + len(wanted)
+
+    def _from_bundle(self, manifest: mf.Manifest, staging: Path, wanted: dict[str, list[Path]]):
+        """Fill ``wanted`` from the manifest's bundle (one request); returns what is still missing."""
+        bundle = manifest.bundle
+        try:
+            data = self._download(bundle.sha256)
+        except SyncError as exc:  # a bundle is an optimisation: fall back to the files one by one
+            LOG.warning("DAG bundle unusable, downloading files one by one: %s", exc)
+            return wanted
+        paths = {t.relative_to(staging).as_posix(): sha for sha, targets in wanted.items() for t in targets}
+        written = mf.extract_bundle(data, staging, set(paths))
+        missing: dict[str, list[Path]] = {}
+        for path, sha256 in paths.items():
+            target = staging / path
+            if path in written and mf.sha256_file(target) == sha256:
+                continue
+            if target.exists():
+                target.unlink()  # from an older version than the manifest's: downloaded below
+            missing.setdefault(sha256, []).append(target)
+        return missing
+
+    def _download(self, sha256: str) -> bytes:
+        object_key = mf.key(self.prefix, mf.OBJECTS + sha256)
+        try:
+            data = self.s3.get_object(Bucket=self.bucket, Key=object_key)["Body"].read()
+        except Exception as exc:
+            raise SyncError(f"cannot download s3://{self.bucket}/{object_key}: {exc}") from exc
+        if mf.sha256_bytes(data) != sha256:
+            raise Rejected(f"s3://{self.bucket}/{object_key} is corrupt (sha256 mismatch)")
+        return data
+
+    def poll(self) -> bool:
+        """One poll. True when a new version went live. Never raises: failures are recorded."""
+        self.status.last_attempt = time.time()
+        manifest = None
+        try:
+            manifest = self.fetch_manifest()
+            if manifest is None or manifest.version == self.current_version():
+                if self.status.last_error:
+                    LOG.info("DAG sync recovered after %d failed polls", self.status.consecutive_failures)
+                self.status.last_error, self.status.consecutive_failures = None, 0
+                self._write_status()
+                return False
+            if (
+                self._rejected
+                and self._rejected[0] == manifest.version
+                and time.monotonic() - self._rejected[1] < REJECTED_RETRY_SECONDS
+            ):
+                raise Rejected(self.status.last_error or f"version {manifest.version} was refused")
+            started = time.monotonic()
+            staging, downloaded = self._stage(manifest)
+            if self.validate:
+                try:
+                    self.validate(staging)
+                except Exception as exc:
+                    shutil.rmtree(staging, ignore_errors=True)
+                    raise Rejected(f"version {manifest.version} refused, its definitions do not load: {exc}") from exc
+            final = self.versions / manifest.version
+            if final.exists():
+                shutil.rmtree(final)
+            staging.rename(final)
+            previous = self.live.resolve() if self.live.is_symlink() else None
+            self._point_live_at(final)
+            if self.on_change and not self._notify(manifest.version, previous):
+                if previous is not None:
+                    self._point_live_at(previous)
+                    self._notify(previous.name, None)
+                shutil.rmtree(final, ignore_errors=True)
+                raise Rejected(f"version {manifest.version} refused: the code location did not load it")
+            self._rejected = None
+            self._prune(keep=manifest.version)
+            self.status = SyncStatus(
+                version=manifest.version,
+                source="s3",
+                synced_at=time.time(),
+                last_attempt=self.status.last_attempt,
+                files=len(manifest.files),
+                downloaded=downloaded,
+            )
+            LOG.info(
+                "DAG version %s live (%d files, %d downloaded) in %.2fs",
+                manifest.version,
+                len(manifest.files),
+                downloaded,
+                time.monotonic() - started,
+            )
+            self._write_status()
+            return True
+        except Exception as exc:  # noqa: BLE001 - every failure keeps the live DAGs and is retried
+            self.etag = None  # re-read the manifest next time
+            if isinstance(exc, Rejected) and manifest is not None:
+                known = self._rejected and self._rejected[0] == manifest.version
+                if not known or time.monotonic() - self._rejected[1] >= REJECTED_RETRY_SECONDS:
+                    self._rejected = (manifest.version, time.monotonic())
+            repeated = str(exc) == self.status.last_error
+            self.status.last_error = str(exc)
+            self.status.consecutive_failures += 1
+            # The same failure every poll is logged once, then every 30th time, not every 10 seconds.
+            if not repeated or self.status.consecutive_failures % 30 == 0:
+                LOG.error(
+                    "DAG sync failed%s, live DAGs unchanged (%s): %s",
+                    f" ({self.status.consecutive_failures} times)" if repeated else "",
+                    self.status.version or self.status.source,
+                    exc,
+                )
+            self._write_status()
+            return False
+
+    def _notify(self, version: str, previous: Path | None) -> bool:
+        """Tell the code location a new version is live; False when it could not load it."""
+        try:
+            return bool(self.on_change(version, previous))
+        except Exception as exc:  # noqa: BLE001 - a failed reload is reported, the swap undone
+            LOG.error("reloading the code location for DAG version %s failed: %s", version, exc)
+            return False
+
+    def _prune(self, keep: str) -> None:
+        versions = sorted(
+            (p for p in self.versions.iterdir() if p.is_dir() and not p.name.endswith(".partial")),
+            key=lambda p: p.stat().st_mtime,
+            reverse=True,
+        )
+        for old in versions[KEEP_VERSIONS:]:
+            if old.name != keep:
+                shutil.rmtree(old, ignore_errors=True)
