@@ -82,7 +82,7 @@ def cmd_start(args) -> dict:
     for shim in args.disable_shim:
         command += ["--disable-shim", shim]
     with open(log_file, "ab") as log:
-        proc = subprocess.Popen(  # noqa: S603
+        proc = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
         )
     pid_file.write_text(f"{proc.pid}\n")
@@ -155,6 +155,25 @@ def cmd_serve(args) -> dict | None:
     return None
 
 
+def cmd_runtime(args) -> dict | None:
+    from . import runtime
+
+    state_dir = Path(args.state_dir)
+    if args.action == "run":
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        runtime.Runtime(json.loads(Path(args.config).read_text()), state_dir).run()
+        return None
+    if args.action == "start":
+        try:
+            return runtime.start(Path(args.config), state_dir, args.timeout)
+        except RuntimeError as exc:
+            raise SystemExit(json.dumps({"failed": True, "msg": str(exc)})) from exc
+    if args.action == "stop":
+        return runtime.stop(state_dir)
+    status = runtime.read_status(state_dir)
+    return {"changed": False, "running": bool(status), "status": status}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dagster_ecs_emulator", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -177,6 +196,12 @@ def main(argv: list[str] | None = None) -> int:
             metavar="NAME",
             help="serve without this compatibility shim (tests use it to prove a shim is needed)",
         )
+    rt = sub.add_parser("runtime", help="the local ECS runtime: run the emulated ECS services as host processes")
+    rt.set_defaults(func=cmd_runtime)
+    rt.add_argument("action", choices=["run", "start", "stop", "status"])
+    rt.add_argument("--config", help="runtime configuration (JSON, written by the local_runtime role)")
+    rt.add_argument("--state-dir", default=".state/offline/runtime")
+    rt.add_argument("--timeout", type=float, default=120.0)
     args = parser.parse_args(argv)
     result = args.func(args)
     if result is not None:

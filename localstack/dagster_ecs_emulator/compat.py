@@ -121,6 +121,9 @@ class Shim:
     def matches(self, environ: dict) -> bool:
         raise NotImplementedError
 
+    def install(self) -> None:
+        """Called once when the emulator starts with this shim (for shims that are not request rewrites)."""
+
     def respond(self, exchange: Exchange) -> bool:
         """Answer the request without moto (fill ``exchange``, return True); most shims return False."""
         return False
@@ -531,6 +534,77 @@ class AppAutoscalingTags(Shim):
             target.__dict__.setdefault("dagster_ecs_tags", {}).update(request["Tags"])
 
 
+class S3PolicySecureTransport(Shim):
+    """moto cannot evaluate a bucket policy's ``Bool`` conditions.
+
+    moto's policy engine implements the ``StringEquals`` operator only and treats every
+    other condition as satisfied. So a bucket policy that denies requests with
+    ``aws:SecureTransport = false`` (refuse plain HTTP, as the DAG bucket's does) denies
+    *every* object read and write. On AWS the SDKs use TLS and the statement never applies.
+    The emulator stands in for AWS's HTTPS endpoints on loopback HTTP, so its object
+    permission check evaluates ``Bool``/``BoolIfExists`` conditions itself, with the
+    request context ``aws:SecureTransport = true``, before moto sees the policy. (Not a
+    request rewrite: installed into moto's bucket model when the emulator starts.)
+    """
+
+    name = "s3-policy-secure-transport"
+    summary = "S3 bucket policies' Bool conditions evaluated, with aws:SecureTransport=true (TLS-only bucket)"
+    CONTEXT = {"aws:securetransport": "true"}
+
+    def matches(self, environ):
+        return False
+
+    @classmethod
+    def applies(cls, statement: dict) -> bool:
+        """Whether the statement's Bool conditions hold in the emulator's request context."""
+        for operator, pairs in (statement.get("Condition") or {}).items():
+            if operator not in ("Bool", "BoolIfExists"):
+                continue
+            for context_key, expected in pairs.items():
+                actual = cls.CONTEXT.get(context_key.lower())
+                if actual is None:
+                    if operator == "Bool":
+                        return False
+                    continue
+                wanted = [str(v).lower() for v in (expected if isinstance(expected, list) else [expected])]
+                if actual not in wanted:
+                    return False
+        return True
+
+    @classmethod
+    def evaluated(cls, policy: dict) -> dict:
+        """The policy without the statements whose Bool conditions fail, and without those conditions."""
+        statements = policy.get("Statement", [])
+        statements = statements if isinstance(statements, list) else [statements]
+        kept = []
+        for statement in statements:
+            if not cls.applies(statement):
+                continue
+            statement = dict(statement)
+            conditions = {
+                k: v for k, v in (statement.get("Condition") or {}).items() if k not in ("Bool", "BoolIfExists")
+            }
+            statement.pop("Condition", None)
+            if conditions:
+                statement["Condition"] = conditions
+            kept.append(statement)
+        return dict(policy, Statement=kept)
+
+    def install(self):
+        from moto.iam.access_control import IAMPolicy, PermissionResult
+        from moto.s3.models import FakeBucket
+
+        evaluated = self.evaluated
+
+        def get_permission(bucket, action, resource):
+            if bucket.policy is None:
+                return PermissionResult.NEUTRAL
+            policy = evaluated(json.loads(bucket.policy))
+            return IAMPolicy(json.dumps(policy)).is_action_permitted(action, resource)
+
+        FakeBucket.get_permission = get_permission
+
+
 SHIMS: list[Shim] = [
     EfsLegacyTags(),
     EcsClusterCapacityProviders(),
@@ -542,6 +616,7 @@ SHIMS: list[Shim] = [
     AppAutoscalingPolicyNames(),
     EcsCreateServiceSettings(),
     AppAutoscalingTags(),
+    S3PolicySecureTransport(),
 ]
 
 

@@ -48,6 +48,8 @@ def build_app(disabled_shims: Iterable[str] = ()):
     if unknown:
         raise ValueError(f"unknown shim(s): {', '.join(sorted(unknown))}; known: {', '.join(s.name for s in SHIMS)}")
     shims = [shim for shim in SHIMS if shim.name not in disabled]
+    for shim in shims:
+        shim.install()
     app = CompatLayer(DomainDispatcherApplication(create_backend_app), shims)
     return HealthEndpoint(app, (shim.name for shim in shims))
 
