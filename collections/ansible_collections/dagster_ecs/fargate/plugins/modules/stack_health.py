@@ -1,0 +1,297 @@
+#!/usr/bin/python
+# Copyright: contributors to dagster-ecs-ansible
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: stack_health
+short_description: Check that a Dagster deployment on ECS is healthy, waiting until it is
+version_added: 0.1.0
+description:
+  - Checks, in one pass, everything that must hold for a Dagster deployment to be usable, and names what does not.
+  - On AWS (O(cluster) and O(services) set), each ECS service's primary deployment is C(COMPLETED) with as many running
+    tasks as desired, and (O(target_group_arn) set) every registered ALB target is healthy.
+  - Offline (O(local_status_file) set), every service of the local ECS runtime has a running task.
+  - Both, through O(url), C(/health) answers 200; through Dagster's GraphQL API (with O(username) and O(password)) every
+    code location is loaded without error, every required daemon reports healthy, and every asset of
+    O(expected_assets) is present.
+  - With O(timeout) above 0 (the default) the action plugin repeats the checks every O(interval) seconds, printing
+    what it is waiting for, until all pass or the timeout expires; the failure message names what is unhealthy.
+  - Read-only, so it runs the same way in check mode.
+author:
+  - dagster-ecs-ansible contributors
+options:
+  url:
+    description: Base URL of the deployment (the load balancer, or the local runtime's nginx), without a trailing path.
+    type: str
+    required: true
+  username:
+    description: Basic-auth user name of the web UI.
+    type: str
+  password:
+    description: Basic-auth password of the web UI.
+    type: str
+  expected_assets:
+    description: Asset keys (C(a/b) for multi-part keys) that must be listed by Dagster.
+    type: list
+    elements: str
+    default: []
+  cluster:
+    description: ECS cluster of O(services) (AWS checks).
+    type: str
+  services:
+    description: ECS service names whose deployments must be complete (AWS checks).
+    type: list
+    elements: str
+    default: []
+  target_group_arn:
+    description: ALB target group whose targets must be healthy (AWS checks).
+    type: str
+  local_status_file:
+    description: The offline runtime's C(status.json); every service in O(local_services) must be running.
+    type: path
+  local_services:
+    description: Services the local runtime must run (offline checks).
+    type: list
+    elements: str
+    default: []
+  timeout:
+    description: Seconds to wait for everything to be healthy (0 checks once).
+    type: int
+    default: 600
+  interval:
+    description: Seconds between two checks while waiting.
+    type: int
+    default: 10
+  request_timeout:
+    description: Seconds before an HTTP request to the deployment is abandoned.
+    type: int
+    default: 10
+  validate_certs:
+    description: Verify TLS certificates (with an HTTPS O(url)).
+    type: bool
+    default: true
+  fail_on_unhealthy:
+    description: Fail when a check does not pass (the action plugin turns it off between attempts).
+    type: bool
+    default: true
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+"""
+
+EXAMPLES = r"""
+- name: Wait for Dagster behind the ALB
+  dagster_ecs.fargate.stack_health:
+    url: "http://{{ alb_dns_name }}"
+    username: admin
+    password: "{{ basic_auth_password }}"
+    cluster: dagster-ecs
+    services: [dagster-ecs-webserver, dagster-ecs-daemon]
+    target_group_arn: "{{ target_group_arn }}"
+    expected_assets: [raw_orders, cleaned_orders, daily_revenue]
+    timeout: 900
+  no_log: false
+"""
+
+RETURN = r"""
+healthy:
+  description: Whether every check passed.
+  returned: always
+  type: bool
+checks:
+  description: Each check with C(ok) and a short C(detail).
+  returned: always
+  type: dict
+  sample: {"health_endpoint": {"ok": false, "detail": "HTTP 503: code location loading"}}
+unhealthy:
+  description: Names of the checks that did not pass.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import base64
+import json
+import os
+import time
+
+from ansible.module_utils.urls import open_url
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.dagster_ecs.fargate.plugins.module_utils.common import BOTO_ERRORS, client
+
+GRAPHQL = """
+{ workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
+    locationOrLoadError { __typename ... on PythonError { message } } } } }
+  instance { daemonHealth { allDaemonStatuses { daemonType required healthy } } }
+  assetNodes { assetKey { path } } }
+"""
+
+
+def http(module, url, data=None, auth=None):
+    headers = {"Content-Type": "application/json"} if data else {}
+    if auth:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    try:
+        response = open_url(
+            url,
+            data=data,
+            headers=headers,
+            method="POST" if data else "GET",
+            timeout=module.params["request_timeout"],
+            validate_certs=module.params["validate_certs"],
+        )
+        return response.status, response.read()
+    except Exception as e:  # urllib HTTPError carries the status; anything else is "not answering"
+        status = getattr(e, "code", None)
+        body = e.read() if hasattr(e, "read") else b""
+        return status, body or str(e).encode()
+
+
+def check_ecs(module, checks):
+    ecs = client(module, "ecs")
+    try:
+        found = ecs.describe_services(
+            aws_retry=True, cluster=module.params["cluster"], services=module.params["services"]
+        )
+    except BOTO_ERRORS as e:
+        module.fail_json_aws(e, msg="Failed to describe the ECS services")
+    by_name = {s["serviceName"]: s for s in found.get("services", [])}
+    for name in module.params["services"]:
+        service = by_name.get(name)
+        if not service or service.get("status") != "ACTIVE":
+            checks[f"ecs:{name}"] = {"ok": False, "detail": "service not found"}
+            continue
+        primary = next((d for d in service.get("deployments", []) if d.get("status") == "PRIMARY"), {})
+        running, desired = service.get("runningCount", 0), service.get("desiredCount", 0)
+        state = primary.get("rolloutState", "UNKNOWN")
+        ok = state == "COMPLETED" and desired > 0 and running == desired and len(service.get("deployments", [])) == 1
+        checks[f"ecs:{name}"] = {"ok": ok, "detail": f"{running}/{desired} running, deployment {state}"}
+
+
+def check_targets(module, checks):
+    elb = client(module, "elbv2")
+    try:
+        health = elb.describe_target_health(aws_retry=True, TargetGroupArn=module.params["target_group_arn"])
+    except BOTO_ERRORS as e:
+        module.fail_json_aws(e, msg="Failed to describe the target group's health")
+    states = [t["TargetHealth"]["State"] for t in health.get("TargetHealthDescriptions", [])]
+    serving = [s for s in states if s != "draining"]
+    ok = bool(serving) and all(s == "healthy" for s in serving)
+    detail = ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states))) or "no targets registered"
+    checks["alb_targets"] = {"ok": ok, "detail": detail}
+
+
+def check_local(module, checks):
+    try:
+        with open(module.params["local_status_file"]) as handle:
+            status = json.load(handle)
+    except (OSError, ValueError):
+        checks["local_runtime"] = {"ok": False, "detail": "the local runtime is not running"}
+        return
+    for name in module.params["local_services"]:
+        task = status.get("services", {}).get(name)
+        alive = False
+        if task and task.get("running"):
+            try:
+                os.kill(task["pid"], 0)
+                alive = True
+            except OSError:
+                alive = False
+        detail = f"running (pid {task['pid']}, {task['restarts']} restarts)" if alive else "no running task"
+        checks[f"local:{name}"] = {"ok": alive, "detail": detail}
+
+
+def check_dagster(module, checks):
+    base = module.params["url"].rstrip("/")
+    status, body = http(module, f"{base}/health")
+    reason = body.decode(errors="replace").strip()[:80]
+    checks["health_endpoint"] = {"ok": status == 200, "detail": f"HTTP {status}: {reason}" if status else reason}
+    auth = (module.params["username"], module.params["password"]) if module.params["username"] else None
+    status, body = http(module, f"{base}/graphql", data=json.dumps({"query": GRAPHQL}).encode(), auth=auth)
+    if status != 200:
+        checks["graphql"] = {"ok": False, "detail": f"HTTP {status}" if status else body.decode(errors="replace")[:80]}
+        return
+    data = (json.loads(body) or {}).get("data") or {}
+    workspace = data.get("workspaceOrError") or {}
+    entries = workspace.get("locationEntries") or []
+    broken = [
+        f"{e['name']} ({e['loadStatus']}, {(e.get('locationOrLoadError') or {}).get('__typename')})"
+        for e in entries
+        if e.get("loadStatus") != "LOADED"
+        or (e.get("locationOrLoadError") or {}).get("__typename") != "RepositoryLocation"
+    ]
+    checks["code_locations"] = {
+        "ok": bool(entries) and not broken,
+        "detail": "; ".join(broken) if broken else f"{len(entries)} loaded" if entries else "none",
+    }
+    daemons = ((data.get("instance") or {}).get("daemonHealth") or {}).get("allDaemonStatuses") or []
+    sick = [d["daemonType"] for d in daemons if d.get("required") and not d.get("healthy")]
+    checks["daemon"] = {
+        "ok": bool(daemons) and not sick,
+        "detail": ("unhealthy: " + ", ".join(sick))
+        if sick
+        else f"{len(daemons)} daemons healthy"
+        if daemons
+        else "no heartbeat",
+    }
+    present = {"/".join(node["assetKey"]["path"]) for node in data.get("assetNodes") or []}
+    missing = sorted(set(module.params["expected_assets"]) - present)
+    checks["assets"] = {
+        "ok": not missing,
+        "detail": ("missing: " + ", ".join(missing)) if missing else f"{len(present)} assets",
+    }
+
+
+def main():
+    module = AnsibleAWSModule(
+        argument_spec=dict(
+            url=dict(type="str", required=True),
+            username=dict(type="str"),
+            password=dict(type="str", no_log=True),
+            expected_assets=dict(type="list", elements="str", default=[]),
+            cluster=dict(type="str"),
+            services=dict(type="list", elements="str", default=[]),
+            target_group_arn=dict(type="str"),
+            local_status_file=dict(type="path"),
+            local_services=dict(type="list", elements="str", default=[]),
+            timeout=dict(type="int", default=600),
+            interval=dict(type="int", default=10),
+            request_timeout=dict(type="int", default=10),
+            validate_certs=dict(type="bool", default=True),
+            fail_on_unhealthy=dict(type="bool", default=True),
+        ),
+        required_together=[("username", "password")],
+        supports_check_mode=True,
+    )
+    if module.params["services"] and not module.params["cluster"]:
+        module.fail_json(msg="cluster is required with services")
+    started = time.monotonic()
+    checks = {}
+    if module.params["services"]:
+        check_ecs(module, checks)
+    if module.params["target_group_arn"]:
+        check_targets(module, checks)
+    if module.params["local_status_file"]:
+        check_local(module, checks)
+    check_dagster(module, checks)
+    unhealthy = [name for name, check in checks.items() if not check["ok"]]
+    result = dict(
+        changed=False,
+        healthy=not unhealthy,
+        checks=checks,
+        unhealthy=unhealthy,
+        elapsed=round(time.monotonic() - started, 2),
+    )
+    if unhealthy and module.params["fail_on_unhealthy"]:
+        detail = "; ".join(f"{name}: {checks[name]['detail']}" for name in unhealthy)
+        module.fail_json(msg=f"Dagster is not healthy: {detail}", **result)
+    module.exit_json(msg="healthy" if not unhealthy else "not healthy", **result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""RSS of each local task after start-up (goal: at most 450 MB per task, the 512 MB Fargate size with room).
+
+    python tests/bench/rss.py [STATE_DIR]      # default .state/offline/runtime (after make rehearsal)
+
+A task is every process of its session (supervisord, nginx, dagster-webserver or
+dagster-daemon, their code servers, the sidecar), as a container's memory is. The baseline
+printed beside it is the same measure for a bare ``dagster-webserver`` or ``dagster-daemon``
+process of the same task (what the seed's container would have run, without nginx, the
+sidecar or supervisord).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+GOAL_MB = 450
+
+
+def processes() -> list[dict]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            rss_kb = next(
+                int(line.split()[1]) for line in (proc / "status").read_text().splitlines() if line.startswith("VmRSS:")
+            )
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+        except (OSError, StopIteration, IndexError):
+            continue
+        found.append(
+            {"pid": int(proc.name), "ppid": int(fields[1]), "sid": int(fields[3]), "rss": rss_kb, "cmd": cmdline}
+        )
+    return found
+
+
+def descendants(root: int, procs: list[dict]) -> list[dict]:
+    children = {root}
+    changed = True
+    while changed:
+        changed = False
+        for proc in procs:
+            if proc["ppid"] in children and proc["pid"] not in children:
+                children.add(proc["pid"])
+                changed = True
+    return [p for p in procs if p["pid"] in children]
+
+
+def main(argv: list[str]) -> int:
+    state = Path(argv[0] if argv else ".state/offline/runtime")
+    try:
+        status = json.loads((state / "status.json").read_text())
+    except FileNotFoundError:
+        print(f"no local runtime status in {state}: run `make rehearsal` first", file=sys.stderr)
+        return 2
+    procs = processes()
+    worst = 0.0
+    print(f"{'task':<12}{'RSS MB':>8}{'goal':>7}   baseline (bare dagster process + code server)")
+    for service, task in sorted(status["services"].items()):
+        members = [p for p in procs if p["sid"] == task["pid"]]
+        total = sum(p["rss"] for p in members) / 1024
+        bare = next((p for p in members if "dagster-webserver" in p["cmd"] or "dagster-daemon run" in p["cmd"]), None)
+        baseline = sum(p["rss"] for p in descendants(bare["pid"], procs)) / 1024 if bare else 0.0
+        worst = max(worst, total)
+        print(f"{service:<12}{total:>8.0f}{GOAL_MB:>7}   {baseline:.0f} MB")
+        for proc in sorted(members, key=lambda p: -p["rss"]):
+            print(f"{'':<4}{proc['rss'] / 1024:>8.0f}  {proc['cmd'][:90]}")
+    verdict = "within" if worst <= GOAL_MB else "OVER"
+    print(f"largest task: {worst:.0f} MB, {verdict} the {GOAL_MB} MB goal")
+    return 0 if worst <= GOAL_MB else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
