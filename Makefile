@@ -5,19 +5,19 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements/constraints.txt | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml container/pyproject.toml requirements/constraints.txt | sha1sum | cut -c1-12)
 PLAYBOOK := $(BIN)/ansible-playbook
 PYTEST_ARGS ?=
 
-.PHONY: help venv rehearsal deploy dags teardown down test test-unit test-integration lint constraints clean
+.PHONY: help venv rehearsal deploy dags teardown down test test-unit test-integration lint bench constraints clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml requirements/constraints.txt
+$(STAMP): pyproject.toml container/pyproject.toml requirements/constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade 'pip>=24'
-	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[offline,dagster,dev]'
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[offline,dev]' -e ./container
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -29,10 +29,13 @@ rehearsal: venv ## Install everything and deploy the whole stack offline (emulat
 deploy: venv ## Deploy to real AWS (inventory/production; uses your AWS credentials)
 	$(PLAYBOOK) -i inventory/production site.yml
 
+dags: venv ## Publish dags/ (validated; only what changed); ROLLBACK=previous|<version> rolls back; INVENTORY=inventory/production for AWS
+	$(PLAYBOOK) -i $(or $(INVENTORY),inventory/localstack) site.yml --tags dags $(if $(ROLLBACK),-e dags_rollback_to=$(ROLLBACK))
+
 teardown: venv ## Delete everything of the project in the offline profile (INVENTORY=inventory/production for AWS)
 	$(PLAYBOOK) -i $(or $(INVENTORY),inventory/localstack) playbooks/teardown.yml
 
-down: venv ## Stop what the offline profile started on this machine (the emulator)
+down: venv ## Stop what the offline profile started on this machine (the emulator, the local tasks)
 	$(PLAYBOOK) playbooks/down.yml
 
 test: venv ## Run every test (lint, unit, emulator, integration), one test file per CPU
@@ -44,14 +47,19 @@ test-unit: venv ## Only the fast tests (no ansible-playbook runs)
 test-integration: venv ## Only the tests that drive ansible-playbook against a fresh emulator
 	$(BIN)/pytest -m integration $(PYTEST_ARGS)
 
-lint: venv ## ansible-lint (production profile), yamllint, ruff
-	$(BIN)/ansible-lint --profile production
+lint: venv ## ansible-lint (production profile), yamllint, ruff, hadolint
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --profile production
 	$(BIN)/yamllint -s .
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/hadolint container/Dockerfile
+
+bench: venv ## Benchmarks: DAG publish/sync with 1,000 files vs aws s3 sync; deploy latency and RSS per task (after make rehearsal)
+	$(BIN)/python tests/bench/dags.py
+	$(BIN)/python tests/bench/rss.py
 
 constraints: venv ## Re-pin requirements/constraints.txt from the current venv
-	{ echo "# Full resolved dependency set of .[offline,dagster,dev] on Python 3.11 (pip freeze)."; \
+	{ echo "# Full resolved dependency set of .[offline,dev] and ./container on Python 3.11 (pip freeze)."; \
 	  echo "# Regenerate with: make constraints"; \
 	  $(BIN)/pip freeze --exclude-editable | grep -v '^-e' | sort -f; } > requirements/constraints.txt
 

@@ -1,4 +1,4 @@
-"""The ecosystem's own gates, part of `make test`: ansible-lint (production profile), yamllint, ruff."""
+"""The ecosystem's own gates, part of `make test`: ansible-lint (production profile), yamllint, ruff, hadolint."""
 
 from __future__ import annotations
 
@@ -27,4 +27,9 @@ def test_yamllint():
 @pytest.mark.parametrize("args", [["check", "."], ["format", "--check", "."]], ids=["check", "format"])
 def test_ruff(args):
     result = run(str(BIN / "ruff"), *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hadolint_dockerfile():
+    result = run(str(BIN / "hadolint"), "container/Dockerfile")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -39,9 +39,12 @@ def retry_decorator(retries=10, delay=1, max_delay=30):
     )
 
 
-def client(module, service):
-    """A boto3 client whose calls retry with jittered backoff when passed ``aws_retry=True``."""
-    return module.client(service, retry_decorator=retry_decorator())
+def client(module, service, **extra_params):
+    """A boto3 client whose calls retry with jittered backoff when passed ``aws_retry=True``.
+
+    ``extra_params`` go to boto3 (e.g. ``config=botocore.config.Config(max_pool_connections=16)``).
+    """
+    return module.client(service, retry_decorator=retry_decorator(), **extra_params)
 
 
 # tags/purge_tags as amazon.aws modules take them (documented by the amazon.aws.tags fragment).

@@ -1,0 +1,309 @@
+"""The offline rehearsal serves a real Dagster: nginx basic auth, /health, GraphQL, PostgreSQL, recovery.
+
+site.yml on a fresh emulator (ports chosen free), then the workload is exercised the way
+a user and the AWS infrastructure would: through nginx, with the credentials from the
+emulated Secrets Manager, against the local ECS runtime's tasks and its real PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import signal
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import boto3
+import psycopg2
+import pytest
+from conftest import OFFLINE_CREDENTIALS, ROOT, free_port, run_playbook
+
+pytestmark = pytest.mark.integration
+PROJECT = "dagster-ecs"
+ASSETS = {"raw_orders", "cleaned_orders", "daily_revenue"}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    state = tmp_path_factory.mktemp("state")
+    dags = tmp_path_factory.mktemp("dags") / "dags"
+    shutil.copytree(ROOT / "dags", dags, ignore=shutil.ignore_patterns("__pycache__"))
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    proxy = free_port()
+    extra = {
+        "dagster_ecs_aws_endpoint_url": endpoint,
+        "dagster_ecs_state_dir": str(state),
+        "local_runtime_proxy_port": proxy,
+        "dagster_ecs_dags_dir": str(dags),
+    }
+    run = run_playbook("site.yml", extra_vars=extra)
+    session = boto3.session.Session(
+        aws_access_key_id=OFFLINE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=OFFLINE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        region_name="ap-southeast-2",
+    )
+    secrets = session.client("secretsmanager", endpoint_url=endpoint)
+    basic = json.loads(secrets.get_secret_value(SecretId=f"{PROJECT}/basic-auth")["SecretString"])
+    database = json.loads(secrets.get_secret_value(SecretId=f"{PROJECT}/database")["SecretString"])
+    yield {
+        "run": run,
+        "extra": extra,
+        "url": f"http://127.0.0.1:{proxy}",
+        "auth": (basic["username"], basic["password"]),
+        "database": database,
+        "runtime": state / "offline" / "runtime",
+        "dags": dags,
+    }
+    run_playbook("playbooks/down.yml", extra_vars=extra)
+
+
+def request(url, auth=None, data=None, timeout=10):
+    headers = {"Content-Type": "application/json"} if data is not None else {}
+    if auth:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+    req = urllib.request.Request(url, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+    except OSError as err:
+        return None, str(err).encode()
+
+
+def graphql(stack, query, variables=None):
+    status, body = request(
+        f"{stack['url']}/graphql", stack["auth"], json.dumps({"query": query, "variables": variables or {}}).encode()
+    )
+    assert status == 200, body[:300]
+    return json.loads(body)["data"]
+
+
+def wait_for(predicate, timeout, interval=1.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def test_site_ends_with_a_healthy_dagster(stack):
+    run = stack["run"]
+    assert run.returncode == 0, run.output[-6000:]
+    assert f"Dagster is healthy at {stack['url']}" in run.output
+    outputs = json.loads((stack["runtime"].parent / "outputs.json").read_text())
+    assert outputs["load_balancer_url"] == stack["url"]
+
+
+def test_health_is_public_and_reveals_nothing(stack):
+    status, body = request(f"{stack['url']}/health")
+    assert (status, body) == (200, b"ok\n")
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/graphql", "/server_info", "/health/", "/health/details", "/healthz", "/runs", "/assets"]
+)
+def test_every_other_path_needs_the_credentials(stack, path):
+    assert request(f"{stack['url']}{path}")[0] == 401
+    assert request(f"{stack['url']}{path}", auth=(stack["auth"][0], "wrong-password"))[0] == 401
+    assert request(f"{stack['url']}{path}", auth=("intruder", stack["auth"][1]))[0] == 401
+
+
+def test_credentials_from_secrets_manager_open_the_ui(stack):
+    status, body = request(f"{stack['url']}/server_info", stack["auth"])
+    assert status == 200 and b"dagster_webserver_version" in body
+    assert request(f"{stack['url']}/", stack["auth"])[0] == 200
+
+
+def test_htpasswd_holds_only_a_bcrypt_hash(stack):
+    htpasswd = (stack["runtime"] / "tasks" / "webserver" / "run" / "htpasswd").read_text()
+    user, hashed = htpasswd.strip().split(":", 1)
+    assert user == stack["auth"][0]
+    assert hashed.startswith("$2b$") and stack["auth"][1] not in htpasswd
+    assert oct(os.stat(stack["runtime"] / "tasks" / "webserver" / "run" / "htpasswd").st_mode & 0o777) == "0o600"
+
+
+def test_graphql_lists_the_example_assets(stack):
+    data = graphql(stack, "{ assetNodes { assetKey { path } } }")
+    assert {"/".join(n["assetKey"]["path"]) for n in data["assetNodes"]} == ASSETS
+
+
+def test_materialization_succeeds_and_is_stored_in_postgres(stack):
+    launched = graphql(
+        stack,
+        """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename
+             ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }""",
+        {
+            "p": {
+                "selector": {
+                    "repositoryLocationName": "dags",
+                    "repositoryName": "__repository__",
+                    "jobName": "orders_job",
+                }
+            }
+        },
+    )["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+
+    def finished():
+        run = graphql(stack, "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }", {"id": run_id})
+        status = run["runOrError"].get("status")
+        return status if status in ("SUCCESS", "FAILURE", "CANCELED") else None
+
+    assert wait_for(finished, 180, 2, "the run to finish") == "SUCCESS"
+    status_file = json.loads((stack["runtime"] / "status.json").read_text())
+    db = stack["database"]
+    with (
+        psycopg2.connect(
+            host="127.0.0.1",
+            port=status_file["database"]["port"],
+            dbname=db["dbname"],
+            user=db["username"],
+            password=db["password"],
+        ) as conn,
+        conn.cursor() as cursor,
+    ):
+        cursor.execute("SELECT status FROM runs WHERE run_id = %s", (run_id,))
+        assert cursor.fetchone() == ("SUCCESS",)
+        cursor.execute(
+            "SELECT count(*) FROM event_logs WHERE run_id = %s AND dagster_event_type = 'ASSET_MATERIALIZATION'",
+            (run_id,),
+        )
+        assert cursor.fetchone()[0] == 3
+
+
+def _children(pid):
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == pid:
+                found.append(int(proc.name))
+    return found
+
+
+def _cmdline(pid):
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def test_killed_webserver_fails_health_then_comes_back(stack):
+    status = json.loads((stack["runtime"] / "status.json").read_text())
+    supervisord = status["services"]["webserver"]["pid"]
+    webserver = next(p for p in _children(supervisord) if "dagster-webserver" in _cmdline(p))
+    os.kill(webserver, signal.SIGKILL)
+    wait_for(lambda: request(f"{stack['url']}/health")[0] == 503, 20, 0.5, "/health to report the dead webserver")
+    wait_for(lambda: request(f"{stack['url']}/health")[0] == 200, 120, 2, "the webserver to come back")
+
+
+def test_a_crashed_task_is_replaced_like_ecs_would(stack):
+    before = json.loads((stack["runtime"] / "status.json").read_text())["services"]["webserver"]
+    os.killpg(before["pid"], signal.SIGKILL)
+
+    def replaced():
+        now = json.loads((stack["runtime"] / "status.json").read_text())["services"].get("webserver")
+        return now if now and now["pid"] != before["pid"] and now["running"] else None
+
+    after = wait_for(replaced, 60, 1, "the runtime to replace the task")
+    assert after["restarts"] == before["restarts"] + 1
+    wait_for(lambda: request(f"{stack['url']}/health")[0] == 200, 180, 2, "the replacement task to be healthy")
+
+
+def test_a_new_task_definition_replaces_the_running_task(stack):
+    before = json.loads((stack["runtime"] / "status.json").read_text())["services"]["daemon"]
+    run = run_playbook("site.yml", "--tags", "ecs", extra_vars={**stack["extra"], "dagster_ecs_image_tag": "0.1.1"})
+    assert run.returncode == 0, run.output[-4000:]
+
+    def redeployed():
+        now = json.loads((stack["runtime"] / "status.json").read_text())["services"].get("daemon")
+        return now if now and now["task_definition"] != before["task_definition"] and now["running"] else None
+
+    after = wait_for(redeployed, 60, 1, "the new revision to replace the daemon task")
+    assert after["task_definition"].endswith(":2")
+    verify = run_playbook(
+        "site.yml", "--tags", "verify", extra_vars={**stack["extra"], "dagster_ecs_image_tag": "0.1.1"}
+    )
+    assert verify.returncode == 0, verify.output[-4000:]
+
+
+def asset_keys(stack):
+    data = graphql(stack, "{ assetNodes { assetKey { path } } }")
+    return {"/".join(node["assetKey"]["path"]) for node in data["assetNodes"]}
+
+
+NEW_ASSET = """
+import dagster as dg
+
+
+@dg.asset(group_name="added", description="Published by a test.")
+def {name}() -> int:
+    return 7
+"""
+
+
+def deploy_dags(stack, **extra):
+    run = run_playbook("site.yml", "--tags", "dags", extra_vars={**stack["extra"], **extra})
+    return run
+
+
+def test_a_dag_change_goes_live_without_a_restart(stack):
+    status = json.loads((stack["runtime"] / "status.json").read_text())["services"]
+    (stack["dags"] / "pipelines" / "added.py").write_text(NEW_ASSET.format(name="added_asset"))
+    started = time.monotonic()
+    run = deploy_dags(stack)
+    assert run.returncode == 0, run.output[-4000:]
+    wait_for(lambda: "added_asset" in asset_keys(stack), 90, 0.5, "the new asset in GraphQL")
+    print(f"--tags dags to the new asset in GraphQL: {time.monotonic() - started:.1f}s")
+    now = json.loads((stack["runtime"] / "status.json").read_text())["services"]
+    assert {name: task["pid"] for name, task in now.items()} == {name: task["pid"] for name, task in status.items()}
+    status_code, body = request(f"{stack['url']}/health/details", stack["auth"])
+    details = json.loads(body)
+    assert status_code == 200 and details["dags"]["source"] == "s3" and details["dags"]["last_error"] is None
+    assert request(f"{stack['url']}/health")[0] == 200
+
+
+def test_a_broken_dag_never_reaches_the_live_ui(stack):
+    before = asset_keys(stack)
+    broken = stack["dags"] / "pipelines" / "broken.py"
+    broken.write_text("import dagster as dg\n\nraise RuntimeError('this DAG is broken')\n")
+    try:
+        run = deploy_dags(stack)
+        assert run.returncode != 0 and "this DAG is broken" in run.output and "pipelines/broken.py" in run.output
+    finally:
+        broken.unlink()
+    time.sleep(3)
+    assert asset_keys(stack) == before
+    assert request(f"{stack['url']}/health")[0] == 200
+
+
+def test_rollback_restores_the_previous_assets(stack):
+    assert "added_asset" in asset_keys(stack)
+    run = deploy_dags(stack, dags_rollback_to="previous")
+    assert run.returncode == 0, run.output[-4000:]
+    wait_for(lambda: "added_asset" not in asset_keys(stack), 90, 0.5, "the rolled back assets in GraphQL")
+    assert asset_keys(stack) >= ASSETS
+    (stack["dags"] / "pipelines" / "added.py").unlink()
+
+
+def test_down_stops_every_local_process(stack):
+    status = json.loads((stack["runtime"] / "status.json").read_text())
+    pids = [status["pid"]] + [task["pid"] for task in status["services"].values()]
+    down = run_playbook("playbooks/down.yml", extra_vars=stack["extra"])
+    assert down.returncode == 0, down.output[-3000:]
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]
+    assert request(f"{stack['url']}/health")[0] is None, "nginx still answers after make down"
+    postgres = stack["runtime"] / "postgres" / "data" / "postmaster.pid"
+    assert not postgres.exists(), "the local PostgreSQL still runs after make down"

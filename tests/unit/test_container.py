@@ -1,0 +1,142 @@
+"""The container package's pure logic: rendered configuration, manifest format, bundles, publish planning."""
+
+from __future__ import annotations
+
+import io
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+from dagster_ecs_container import manifest as mf
+from dagster_ecs_container.config import render, supervisord_conf, template, values
+from dagster_ecs_container.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "collections"))
+
+from ansible_collections.dagster_ecs.fargate.plugins.module_utils import dags as plan  # noqa: E402
+
+
+@pytest.mark.parametrize("launcher", ["default", "ecs"])
+def test_dagster_yaml_renders_to_one_valid_document(tmp_path, launcher):
+    settings = Settings.from_env({"DAGSTER_APP_DIR": str(tmp_path), "DAGSTER_RUN_LAUNCHER": launcher})
+    rendered = render(template("dagster.yaml"), values(settings))
+    document = yaml.safe_load(rendered)  # one document: a second '---' would raise
+    assert "postgres" in document["storage"]
+    assert document["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    expected = "EcsRunLauncher" if launcher == "ecs" else "DefaultRunLauncher"
+    assert document["run_launcher"]["class"] == expected
+    assert document["run_monitoring"]["enabled"] is True
+    assert "password" not in rendered.replace("password: {env: DAGSTER_POSTGRES_PASSWORD}", "")
+
+
+def test_workspace_points_at_the_live_dags(tmp_path):
+    settings = Settings.from_env({"DAGSTER_APP_DIR": str(tmp_path)})
+    workspace = yaml.safe_load(render(template("workspace.yaml"), values(settings)))
+    module = workspace["load_from"][0]["python_module"]
+    assert module["working_directory"] == str(settings.dags_dir) and module["location_name"] == "dags"
+
+
+def test_render_refuses_unknown_tokens():
+    with pytest.raises(KeyError, match="nope"):
+        render("{{ nope }}", {})
+
+
+def test_supervisord_runs_nginx_only_for_the_webserver(tmp_path):
+    settings = Settings.from_env({"DAGSTER_APP_DIR": str(tmp_path)})
+    assert "[program:nginx]" in supervisord_conf(settings, "webserver")
+    assert "[program:nginx]" not in supervisord_conf(settings, "daemon")
+    with pytest.raises(ValueError, match="unknown role"):
+        supervisord_conf(settings, "scheduler")
+
+
+def _tree(tmp_path, files):
+    for path, text in files.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    return mf.scan(tmp_path)
+
+
+def test_scan_skips_caches_tests_and_hidden_files(tmp_path):
+    files = _tree(
+        tmp_path,
+        {"definitions.py": "x", "p/a.py": "a", "p/__pycache__/a.pyc": "", "tests/t.py": "", ".env": "", "p/b.py~": ""},
+    )
+    assert sorted(files) == ["definitions.py", "p/a.py"]
+
+
+def test_manifest_round_trip_and_content_version(tmp_path):
+    files = _tree(tmp_path, {"definitions.py": "x", "p/a.py": "a"})
+    manifest = mf.Manifest(files=files, assets=["a"], bundle=mf.Bundle("0" * 64, 10, "v"))
+    again = mf.Manifest.from_json(manifest.to_json())
+    assert again.files == files and again.version == manifest.version and again.bundle == manifest.bundle
+    assert mf.Manifest(files=dict(files)).version == manifest.version  # who or when does not matter
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("not json", "not JSON"),
+        ('{"format": 2}', "unsupported manifest format"),
+        ('{"format": 1, "files": {}}', "lists no files"),
+        ('{"format": 1, "files": {"../x.py": {"sha256": "' + "0" * 64 + '"}}}', "unsafe path"),
+        ('{"format": 1, "files": {"/etc/x": {"sha256": "' + "0" * 64 + '"}}}', "unsafe path"),
+        ('{"format": 1, "files": {"a.py": {"sha256": "zz"}}}', "bad entry"),
+        ('{"format": 1, "version": "x", "files": {"a.py": {"sha256": "' + "0" * 64 + '"}}}', "does not match"),
+    ],
+)
+def test_bad_manifests_are_refused(text, error):
+    with pytest.raises(mf.ManifestError, match=error):
+        mf.Manifest.from_json(text)
+
+
+def test_bundle_is_deterministic_and_extracts_only_wanted_paths(tmp_path):
+    files = _tree(tmp_path / "src", {"definitions.py": "x", "p/a.py": "a", "p/b.py": "b"})
+    first = mf.make_bundle(tmp_path / "src", files)
+    assert mf.make_bundle(tmp_path / "src", files) == first
+    written = mf.extract_bundle(first, tmp_path / "out", {"p/a.py", "definitions.py"})
+    assert written == {"p/a.py", "definitions.py"}
+    assert not (tmp_path / "out" / "p" / "b.py").exists()
+
+
+def test_a_bundle_cannot_write_outside_the_wanted_paths(tmp_path):
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        for name in ("../escape.py", "/abs.py", "ok.py"):
+            info = tarfile.TarInfo(name)
+            info.size = 2
+            tar.addfile(info, io.BytesIO(b"hi"))
+        link = tarfile.TarInfo("link.py")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(link)
+    written = mf.extract_bundle(raw.getvalue(), tmp_path / "out", {"ok.py", "link.py"})
+    assert written == {"ok.py"}
+    assert not (tmp_path / "escape.py").exists() and not (tmp_path / "out" / "link.py").exists()
+
+
+def test_publish_plan_lists_added_changed_removed_and_uploads_each_content_once():
+    entry = mf.FileEntry
+    current = {"a.py": entry("1" * 64, 1), "b.py": entry("2" * 64, 1), "gone.py": entry("3" * 64, 1)}
+    desired = {"a.py": entry("1" * 64, 1), "b.py": entry("4" * 64, 1), "new.py": entry("4" * 64, 1)}
+    assert plan.plan(current, desired) == (["new.py"], ["b.py"], ["gone.py"])
+    assert plan.objects_to_upload(current, desired) == ["4" * 64]
+    assert plan.objects_to_upload(current, current) == []
+
+
+def test_bundle_staleness_threshold():
+    entry = mf.FileEntry
+    files = {f"f{n}.py": entry(f"{n:064d}", 1) for n in range(400)}
+    assert plan.bundle_is_stale(None, files)
+    assert not plan.bundle_is_stale(files, files)
+    changed = dict(files, **{f"f{n}.py": entry("f" * 64, 1) for n in range(40)})
+    assert not plan.bundle_is_stale(files, changed)  # 40 of 400: 10 %, reused
+    changed = dict(files, **{f"f{n}.py": entry("f" * 64, 1) for n in range(41)})
+    assert plan.bundle_is_stale(files, changed)
+
+
+def test_prune_keeps_the_newest_and_always_the_live_version():
+    history = [("a", 1), ("b", 2), ("c", 3), ("d", 4)]
+    assert plan.prune_plan(history, "d", 2) == (["b", "a"], ["d", "c"])
+    assert plan.prune_plan(history, "a", 2) == (["b"], ["d", "c", "a"])
