@@ -30,7 +30,7 @@ import time
 import urllib.error
 import urllib.request
 
-from . import __version__
+from . import __version__, codeservers
 from .auth import AuthError, write_htpasswd
 from .config import ROLES, write_all
 from .health import HealthCache, check_webserver, serve
@@ -257,6 +257,8 @@ def sidecar(role: str, settings: Settings) -> int:
     while not stop.wait(settings.sync_interval if sync else 3600):
         if sync:
             sync.poll()
+        if role == "webserver":
+            codeservers.reap()
     return 0
 
 

@@ -140,3 +140,20 @@ def test_prune_keeps_the_newest_and_always_the_live_version():
     history = [("a", 1), ("b", 2), ("c", 3), ("d", 4)]
     assert plan.prune_plan(history, "d", 2) == (["b", "a"], ["d", "c"])
     assert plan.prune_plan(history, "a", 2) == (["b"], ["d", "c", "a"])
+
+
+def test_only_superseded_code_servers_of_the_webserver_are_stopped():
+    from dagster_ecs_container.codeservers import Proc, stale
+
+    procs = [
+        Proc(10, 1, 0.0, "python dagster-webserver -h 127.0.0.1"),
+        Proc(11, 10, 5.0, "python -m dagster api grpc --heartbeat"),
+        Proc(12, 10, 100.0, "python -m dagster api grpc --heartbeat"),
+        Proc(13, 10, 200.0, "python -m dagster api grpc --heartbeat"),
+        Proc(20, 1, 0.0, "python dagster-daemon run"),
+        Proc(21, 20, 5.0, "python -m dagster api grpc --heartbeat"),
+        Proc(22, 20, 150.0, "python -m dagster api grpc --heartbeat"),
+    ]
+    assert stale(procs, now=230.0, grace=60) == []  # the newest has not served long enough yet
+    assert [p.pid for p in stale(procs, now=260.0, grace=60)] == [11, 12]  # never the daemon's
+    assert stale(procs[:2], now=1000.0, grace=60) == []  # a single server is never stopped
