@@ -1,0 +1,89 @@
+"""The IAM policy documents the iam role renders: parliament-clean, scoped, PassRole only to ECS tasks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jinja2
+import pytest
+from parliament import analyze_policy_string
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "roles" / "iam" / "templates"
+ACCOUNT, REGION = "123456789012", "ap-southeast-2"
+VALUES = {
+    "dagster_ecs_project": "dagster-ecs",
+    "dagster_ecs_aws_region": REGION,
+    "preflight_account_id": ACCOUNT,
+    "iam_partition": "aws",
+    "iam_bucket_arn": "arn:aws:s3:::dagster-ecs-dags-123456789012-ap-southeast-2",
+    "iam_efs_arn": f"arn:aws:elasticfilesystem:{REGION}:{ACCOUNT}:file-system/fs-0123456789abcdef0",
+    "iam_access_point_arn": f"arn:aws:elasticfilesystem:{REGION}:{ACCOUNT}:access-point/fsap-0123456789abcdef0",
+    "iam_cluster_name": "dagster-ecs",
+    "iam_cluster_arn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/dagster-ecs",
+    "iam_execution_role_name": "dagster-ecs-execution",
+    "iam_task_role_name": "dagster-ecs-task",
+    "iam_repository_arn": f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/dagster-ecs",
+    "iam_log_group_arn": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/ecs/dagster-ecs",
+    "iam_secret_arns": [
+        f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:dagster-ecs/database-AbCdEf",
+        f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:dagster-ecs/basic-auth-AbCdEf",
+    ],
+}
+# Actions AWS does not let a policy scope to a resource (the service authorization reference).
+UNSCOPABLE = {"ecr:GetAuthorizationToken", "ecs:DescribeTaskDefinition", "ec2:DescribeNetworkInterfaces"}
+
+
+def render(name: str, run_launcher: bool) -> dict:
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)  # noqa: S701 - JSON
+    environment.filters["to_json"] = json.dumps  # as Ansible's filter
+    text = environment.from_string((TEMPLATES / name).read_text()).render(**VALUES, iam_ecs_run_launcher=run_launcher)
+    return json.loads(text)
+
+
+def statements(document: dict) -> list[dict]:
+    found = document["Statement"]
+    return found if isinstance(found, list) else [found]
+
+
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+CASES = [
+    (name, launcher)
+    for name in ("execution-policy.json.j2", "task-policy.json.j2", "trust-policy.json.j2")
+    for launcher in (False, True)
+]
+
+
+@pytest.mark.parametrize(("name", "launcher"), CASES)
+def test_policies_have_no_parliament_findings(name, launcher):
+    document = render(name, launcher)
+    if name.startswith("trust"):
+        return  # a trust policy is not an identity policy; checked below
+    findings = analyze_policy_string(json.dumps(document)).findings
+    assert [f"{f.issue}: {f.detail}" for f in findings] == []
+
+
+@pytest.mark.parametrize(("name", "launcher"), CASES)
+def test_no_wildcard_action_and_star_resources_only_where_aws_allows_no_scope(name, launcher):
+    for statement in statements(render(name, launcher)):
+        actions = as_list(statement["Action"])
+        assert all("*" not in action for action in actions), statement
+        if "*" in as_list(statement.get("Resource", [])):
+            assert set(actions) <= UNSCOPABLE, statement
+
+
+def test_pass_role_only_to_ecs_tasks_and_only_our_roles():
+    passes = [s for s in statements(render("task-policy.json.j2", True)) if "iam:PassRole" in as_list(s["Action"])]
+    assert len(passes) == 1
+    assert passes[0]["Condition"] == {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
+    assert all(r.endswith(("/dagster-ecs-execution", "/dagster-ecs-task")) for r in as_list(passes[0]["Resource"]))
+    assert not [s for s in statements(render("task-policy.json.j2", False)) if "iam:PassRole" in as_list(s["Action"])]
+
+
+def test_trust_is_limited_to_this_accounts_ecs_tasks():
+    (statement,) = statements(render("trust-policy.json.j2", False))
+    assert statement["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
+    assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": ACCOUNT}
