@@ -297,6 +297,30 @@ def test_rollback_restores_the_previous_assets(stack):
     (stack["dags"] / "pipelines" / "added.py").unlink()
 
 
+def test_generated_secrets_never_leak(stack):
+    secrets = [stack["auth"][1], stack["database"]["password"]]
+    assert all(len(secret) >= 16 for secret in secrets)
+    verbose = run_playbook("site.yml", "--tags", "secrets,ecs", "-vvv", extra_vars=stack["extra"])
+    assert verbose.returncode == 0, verbose.output[-3000:]
+    places = {"site.yml output": stack["run"].output, "-vvv output": verbose.output}
+    places["outputs.json"] = (stack["runtime"].parent / "outputs.json").read_text()
+    for log in stack["runtime"].rglob("*.log"):
+        places[str(log)] = log.read_text(errors="replace")
+    session = boto3.session.Session(
+        aws_access_key_id=OFFLINE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=OFFLINE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        region_name="ap-southeast-2",
+    )
+    ecs = session.client("ecs", endpoint_url=stack["extra"]["dagster_ecs_aws_endpoint_url"])
+    for family in (f"{PROJECT}-webserver", f"{PROJECT}-daemon"):
+        definition = ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]
+        for container in definition["containerDefinitions"]:
+            places[f"{family} environment"] = json.dumps(container.get("environment", []))
+            assert {s["name"] for s in container.get("secrets", [])} >= {"DAGSTER_POSTGRES_PASSWORD"}
+    leaks = [where for where, text in places.items() for secret in secrets if secret in text]
+    assert leaks == [], f"a generated secret appears in {leaks}"
+
+
 def test_down_stops_every_local_process(stack):
     status = json.loads((stack["runtime"] / "status.json").read_text())
     pids = [status["pid"]] + [task["pid"] for task in status["services"].values()]
