@@ -99,8 +99,13 @@ def reload_webserver(settings: Settings, version: str) -> bool:
         data=json.dumps({"query": RELOAD_MUTATION, "variables": {"name": LOCATION}}).encode(),
         headers={"Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310 - loopback
-        entry = (json.loads(response.read()).get("data") or {}).get("reloadRepositoryLocation") or {}
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310 - loopback
+            entry = (json.loads(response.read()).get("data") or {}).get("reloadRepositoryLocation") or {}
+    except (urllib.error.URLError, ConnectionError) as exc:
+        # Not up (starting, or restarted by supervisord): it loads the live, validated version when it starts.
+        LOG.info("webserver not answering (%s); it loads DAG version %s when it starts", exc, version)
+        return True
     loaded = (entry.get("locationOrLoadError") or {}).get("__typename") == "RepositoryLocation"
     if loaded:
         LOG.info(

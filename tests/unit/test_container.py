@@ -157,3 +157,15 @@ def test_only_superseded_code_servers_of_the_webserver_are_stopped():
     assert stale(procs, now=230.0, grace=60) == []  # the newest has not served long enough yet
     assert [p.pid for p in stale(procs, now=260.0, grace=60)] == [11, 12]  # never the daemon's
     assert stale(procs[:2], now=1000.0, grace=60) == []  # a single server is never stopped
+
+
+def test_a_webserver_that_is_not_up_does_not_refuse_a_validated_version(tmp_path):
+    import socket
+
+    from dagster_ecs_container.entrypoint import reload_webserver
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again when the block ends: nothing listens there
+    settings = Settings.from_env({"DAGSTER_APP_DIR": str(tmp_path), "DAGSTER_WEBSERVER_PORT": str(port)})
+    assert reload_webserver(settings, "0123456789abcdef") is True
