@@ -20,15 +20,22 @@ LOG = logging.getLogger("dagster_ecs.codeservers")
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
 @dataclass(frozen=True)
 class Proc:
     pid: int
     ppid: int
     started: float  # seconds since boot
     cmd: str
+    sid: int = 0
+    state: str = "R"
+    rss_kb: int = 0
 
 
-def _procs(proc_root: Path = Path("/proc")) -> list[Proc]:
+def processes(proc_root: Path = Path("/proc")) -> list[Proc]:
+    """Every process on the machine (or in the container), read from ``/proc``."""
     found = []
     for entry in proc_root.iterdir():
         if not entry.name.isdigit():
@@ -36,9 +43,20 @@ def _procs(proc_root: Path = Path("/proc")) -> list[Proc]:
         try:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-        except (OSError, IndexError):
+            rss_pages = int((entry / "statm").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
             continue
-        found.append(Proc(int(entry.name), int(fields[1]), int(fields[19]) / TICKS, cmd))
+        found.append(
+            Proc(
+                pid=int(entry.name),
+                ppid=int(fields[1]),
+                started=int(fields[19]) / TICKS,
+                cmd=cmd,
+                sid=int(fields[3]),
+                state=fields[0],
+                rss_kb=rss_pages * PAGE_KB,
+            )
+        )
     return found
 
 
@@ -60,9 +78,8 @@ def stale(procs: list[Proc], now: float, grace: float, parent_marker: str = "dag
 
 def reap(grace: float = 60.0) -> int:
     """Stop the webserver's superseded code servers (this task's processes only). Returns how many."""
-    procs = _procs()
     session = os.getsid(0)
-    mine = [p for p in procs if _same_session(p.pid, session)]
+    mine = [p for p in processes() if p.sid == session]
     count = 0
     for proc in stale(mine, _uptime(), grace):
         try:
@@ -72,10 +89,3 @@ def reap(grace: float = 60.0) -> int:
         except OSError:
             pass
     return count
-
-
-def _same_session(pid: int, session: int) -> bool:
-    try:
-        return os.getsid(pid) == session
-    except OSError:
-        return False

@@ -48,6 +48,7 @@ def values(settings: Settings) -> dict:
         "nginx_port": settings.nginx_port,
         "webserver_port": settings.webserver_port,
         "health_port": settings.health_port,
+        "codeserver_port": settings.codeserver_port,
         "htpasswd": settings.htpasswd,
         # Started as root (only ever outside the image), nginx's workers would drop to nobody and could
         # not read the 0600 htpasswd: keep them as the current user. The image runs everything non-root.
@@ -55,7 +56,7 @@ def values(settings: Settings) -> dict:
     }
 
 
-def _bin(name: str) -> str:
+def executable(name: str) -> str:
     """An executable next to this Python (the image's or the venv's), else from PATH."""
     beside = Path(sys.executable).parent / name
     return str(beside) if beside.exists() else name
@@ -74,12 +75,24 @@ def supervisord_conf(settings: Settings, role: str) -> str:
             10,
         )
         programs["webserver"] = (
-            f"{_bin('dagster-webserver')} -h 127.0.0.1 -p {settings.webserver_port} -w {workspace}",
+            f"{executable('dagster-webserver')} -h 127.0.0.1 -p {settings.webserver_port} -w {workspace}",
             20,
         )
     else:
-        programs["daemon"] = (f"{_bin('dagster-daemon')} run -w {workspace}", 20)
-    programs["sidecar"] = (f"{_bin('dagster-ecs-entrypoint')} sidecar {role}", 30)
+        # The daemon's code location is this server (workspace_daemon.yaml): one process for the task's
+        # life, restarted by the sidecar when a new DAG version goes live. Not stopped as a group, so
+        # a run it launched (the default run launcher's subprocess) outlives a DAG deploy.
+        programs["codeserver"] = (
+            f"{executable('dagster')} api grpc -h 127.0.0.1 -p {settings.codeserver_port} --lazy-load-user-code"
+            f" -m definitions -d {shlex.quote(str(settings.dags_dir))} --location-name dags",
+            15,
+        )
+        programs["daemon"] = (
+            f"{executable('dagster-ecs-entrypoint')} after-port {settings.codeserver_port} "
+            f"{executable('dagster-daemon')} run -w {workspace}",
+            20,
+        )
+    programs["sidecar"] = (f"{executable('dagster-ecs-entrypoint')} sidecar {role}", 30)
 
     sections = [
         "[supervisord]",
@@ -108,8 +121,8 @@ def supervisord_conf(settings: Settings, role: str) -> str:
             "autorestart=true",
             "startsecs=3",
             "startretries=100",
-            "stopasgroup=true",
-            "killasgroup=true",
+            f"stopasgroup={'false' if name == 'codeserver' else 'true'}",
+            f"killasgroup={'false' if name == 'codeserver' else 'true'}",
             "stopwaitsecs=20",
             "redirect_stderr=true",
             "stdout_logfile=/dev/fd/1",
@@ -131,7 +144,8 @@ def write_all(settings: Settings, role: str | None) -> None:
     """Write dagster.yaml and workspace.yaml, and for a service role nginx.conf and supervisord.conf."""
     vals = values(settings)
     write_atomically(settings.home / "dagster.yaml", render(template("dagster.yaml"), vals))
-    write_atomically(settings.workspace, render(template("workspace.yaml"), vals))
+    workspace = "workspace_daemon.yaml" if role == "daemon" else "workspace.yaml"
+    write_atomically(settings.workspace, render(template(workspace), vals))
     if role in ROLES:
         write_atomically(settings.runtime_dir / "supervisord.conf", supervisord_conf(settings, role))
     if role == "webserver":

@@ -4,6 +4,8 @@
     dagster-ecs-entrypoint daemon         dagster-daemon + sidecar under supervisord
     dagster-ecs-entrypoint healthcheck webserver|daemon   the ECS container health check
     dagster-ecs-entrypoint sidecar ROLE   (run by supervisord) /health and the periodic DAG sync
+    dagster-ecs-entrypoint after-port PORT CMD [ARGS...]   (run by supervisord) wait until something
+                                          listens on 127.0.0.1:PORT (at most 120 s), then exec CMD
     dagster-ecs-entrypoint CMD [ARGS...]  anything else (a run launched by EcsRunLauncher):
                                           configure the instance, sync the DAGs once, exec CMD
 
@@ -23,16 +25,18 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+from dataclasses import asdict
 
 from . import __version__, codeservers
 from .auth import AuthError, write_htpasswd
-from .config import ROLES, write_all
+from .config import ROLES, executable, write_all
 from .health import HealthCache, check_webserver, serve
 from .settings import Settings
 from .sync import DagSync
@@ -120,16 +124,37 @@ def reload_webserver(settings: Settings, version: str) -> bool:
     return loaded
 
 
+def restart_codeserver(settings: Settings, version: str) -> bool:
+    """Restart the daemon task's code server on the new version; True when supervisord reports it running."""
+    started = time.monotonic()
+    done = subprocess.run(
+        [executable("supervisorctl"), "-c", str(settings.runtime_dir / "supervisord.conf"), "restart", "codeserver"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    output = (done.stdout + done.stderr).strip()
+    if done.returncode != 0 or "ERROR" in output:
+        LOG.error("could not restart the code server on DAG version %s: %s", version, output[-300:])
+        return False
+    LOG.info(
+        "code server restarted on DAG version %s (%.1fs); the daemon uses it from its next workspace refresh (<= 60 s)",
+        version,
+        time.monotonic() - started,
+    )
+    return True
+
+
 def make_sync(settings: Settings, role: str | None = None) -> DagSync:
     """The DAG sync of a task. In the sidecar, a new version is validated before the swap and then
-    reloaded: the webserver in place through its GraphQL API; the daemon at its next workspace
-    refresh (Dagster refreshes the daemon's code locations every 60 s, restarting their servers)."""
+    reloaded: the webserver in place through its GraphQL API; in the daemon task, its code server is
+    restarted (the daemon reconnects at its next workspace refresh, every 60 s)."""
 
     def on_change(version, previous) -> bool:
         if role == "webserver":
             return reload_webserver(settings, version)
-        LOG.info("DAG version %s live; the daemon loads it at its next workspace refresh (<= 60 s)", version)
-        return True
+        return restart_codeserver(settings, version)
 
     return DagSync(
         _aws("s3"),
@@ -229,9 +254,7 @@ def start_service(role: str, settings: Settings) -> int:
         total,
         f"every {settings.sync_interval:g}s by the sidecar" if settings.sync_enabled else "off",
     )
-    supervisord = os.path.join(os.path.dirname(sys.executable), "supervisord")
-    if not os.path.exists(supervisord):
-        supervisord = "supervisord"
+    supervisord = executable("supervisord")
     LOG.info("step 6/%d starting %s under supervisord", total, role)
     sys.stdout.flush()
     os.execvp(supervisord, [supervisord, "-c", str(settings.runtime_dir / "supervisord.conf")])
@@ -247,24 +270,31 @@ def sidecar(role: str, settings: Settings) -> int:
         graphql_url = f"http://127.0.0.1:{settings.webserver_port}/graphql"
 
         def details():
-            status = sync.status if sync else None
-            return {
-                "dags": {
-                    "source": status.source if status else "builtin",
-                    "version": status.version if status else None,
-                    "synced_at": status.synced_at if status else None,
-                    "last_error": status.last_error if status else None,
-                    "consecutive_failures": status.consecutive_failures if status else 0,
-                }
-            }
+            return {"dags": dag_status(sync)}
 
-        serve(settings.health_port, HealthCache(lambda: check_webserver(graphql_url)), details)
+        def sync_now():
+            """POST /_dags/sync (the publisher, right after writing the manifest): poll now, say what is live."""
+            if sync is None:
+                return {"last_error": "DAG sync is off in this task (DAGSTER_DAG_SYNC)", **dag_status(None)}
+            started = time.monotonic()
+            went_live = sync.poll()
+            return {**dag_status(sync), "changed": went_live, "seconds": round(time.monotonic() - started, 2)}
+
+        serve(settings.health_port, HealthCache(lambda: check_webserver(graphql_url)), details, sync_now)
     while not stop.wait(settings.sync_interval if sync else 3600):
         if sync:
             sync.poll()
         if role == "webserver":
             codeservers.reap()
     return 0
+
+
+def dag_status(sync: DagSync | None) -> dict:
+    """The sync's public status: what is live and the last failure (no paths, no credentials)."""
+    if sync is None:
+        return {"source": "builtin", "version": None, "synced_at": None, "last_error": None, "consecutive_failures": 0}
+    public = ("source", "version", "synced_at", "last_error", "consecutive_failures")
+    return {key: value for key, value in asdict(sync.status).items() if key in public}
 
 
 def healthcheck(role: str, settings: Settings) -> int:
@@ -276,10 +306,26 @@ def healthcheck(role: str, settings: Settings) -> int:
         except (urllib.error.URLError, OSError):
             return 1
     if role == "daemon":  # recent heartbeats of every daemon in the instance's storage
-        daemon = os.path.join(os.path.dirname(sys.executable), "dagster-daemon")
-        return subprocess.run([daemon, "liveness-check"], check=False, capture_output=True).returncode
+        check = subprocess.run([executable("dagster-daemon"), "liveness-check"], check=False, capture_output=True)
+        return check.returncode
     print(f"healthcheck: unknown role {role!r}; expected one of {ROLES}", file=sys.stderr)
     return 2
+
+
+def after_port(port: int, argv: list[str], timeout: float = 120) -> int:
+    """Exec ``argv`` once something accepts connections on 127.0.0.1:``port`` (or after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        LOG.warning("nothing listens on 127.0.0.1:%d after %.0fs; starting %s anyway", port, timeout, argv[0])
+    sys.stdout.flush()
+    os.execvp(argv[0], argv)
+    return 0  # not reached
 
 
 def run_command(argv: list[str], settings: Settings) -> int:
@@ -311,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
         return start_service(command, settings)
     if command == "sidecar" and rest:
         return sidecar(rest[0], settings)
+    if command == "after-port" and len(rest) >= 2 and rest[0].isdigit():
+        return after_port(int(rest[0]), rest[1:])
     if command == "healthcheck" and rest:
         return healthcheck(rest[0], settings)
     if command == "render":

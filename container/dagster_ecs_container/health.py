@@ -68,10 +68,12 @@ class HealthCache:
             return self._value
 
 
-def serve(port: int, cache: HealthCache, details=None) -> ThreadingHTTPServer:
-    """``/health`` (public through nginx) and ``/health/details`` (JSON; nginx requires basic auth for it).
+def serve(port: int, cache: HealthCache, details=None, sync=None) -> ThreadingHTTPServer:
+    """``/health`` (public through nginx), ``/health/details`` (JSON) and ``POST /sync`` (nginx requires
+    basic auth for both; it serves the last as ``/_dags/sync``).
 
-    ``details`` returns a dict (the DAG sync's status: live version, last error, failures in a row).
+    ``details`` returns a dict (the DAG sync's status: live version, last error, failures in a row);
+    ``sync`` polls the DAG manifest now and returns that status (the publisher's "go live now").
     """
 
     class Handler(BaseHTTPRequestHandler):
@@ -89,6 +91,13 @@ def serve(port: int, cache: HealthCache, details=None) -> ThreadingHTTPServer:
                 self._send(200 if healthy else 503, json.dumps(body).encode(), "application/json")
             else:
                 self.send_error(404)
+
+        def do_POST(self):  # noqa: N802 - http.server API
+            if self.path.split("?", 1)[0] != "/sync" or sync is None:
+                self.send_error(404)
+                return
+            body = sync()
+            self._send(200 if not body.get("last_error") else 409, json.dumps(body).encode(), "application/json")
 
         def _send(self, status, body, content_type):
             self.send_response(status)

@@ -29,6 +29,7 @@ class Settings:
     nginx_port: int
     webserver_port: int
     health_port: int
+    codeserver_port: int
     bucket: str
     dags_prefix: str
     sync_enabled: bool
@@ -56,6 +57,7 @@ class Settings:
             nginx_port=int(env.get("NGINX_PORT", "8080")),
             webserver_port=int(env.get("DAGSTER_WEBSERVER_PORT", "3000")),
             health_port=int(env.get("DAGSTER_HEALTH_PORT", "8081")),
+            codeserver_port=int(env.get("DAGSTER_CODESERVER_PORT", "4000")),
             bucket=env.get("DAGSTER_DAGS_BUCKET", ""),
             dags_prefix=env.get("DAGSTER_DAGS_PREFIX", "dags/"),
             sync_enabled=_bool(env.get("DAGSTER_DAG_SYNC"), default=bool(env.get("DAGSTER_DAGS_BUCKET"))),

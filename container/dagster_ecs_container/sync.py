@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -79,6 +80,7 @@ class DagSync:
         self.etag: str | None = None
         self._rejected: tuple[str, float] | None = None
         self.status = SyncStatus()
+        self._lock = threading.Lock()  # the periodic poll and a triggered one never overlap
         current = self.current_version()
         if current:
             self.status.version, self.status.source = current, "s3"
@@ -198,6 +200,10 @@ class DagSync:
 
     def poll(self) -> bool:
         """One poll. True when a new version went live. Never raises: failures are recorded."""
+        with self._lock:
+            return self._poll()
+
+    def _poll(self) -> bool:
         self.status.last_attempt = time.time()
         manifest = None
         try:

@@ -80,17 +80,9 @@ def session_members(sid: int) -> list[int]:
     processes stay in it even when supervisord puts each program in a process group of its
     own, so the session is what "the task" is when it has to be stopped.
     """
-    members = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != "Z" and int(fields[3]) == sid:
-            members.append(int(proc.name))
-    return members
+    from dagster_ecs_container.codeservers import processes  # the tasks' own package, beside us in the venv
+
+    return [proc.pid for proc in processes() if proc.sid == sid and proc.state != "Z"]
 
 
 def stop_session(sid: int, timeout: float) -> None:

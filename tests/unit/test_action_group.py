@@ -54,3 +54,17 @@ def test_plays_use_the_short_group_only():
         for play in yaml.safe_load(path.read_text()):
             defaults = play.get("module_defaults") or {}
             assert set(defaults) <= {"group/dagster_ecs.fargate.aws"}, f"{path.name}: {sorted(defaults)}"
+
+
+def test_every_stage_play_ends_early_when_its_tag_is_not_selected():
+    """site.yml --tags dags must not run (nor validate the arguments of) the other stages' roles."""
+    site = yaml.safe_load((ROOT / "site.yml").read_text())
+    stages = {Path(entry["ansible.builtin.import_playbook"]).stem: entry["tags"] for entry in site}
+    for stem, tags in stages.items():
+        if tags == ["always"]:
+            continue
+        plays = yaml.safe_load((ROOT / "playbooks" / f"{stem}.yml").read_text())
+        for play in plays:
+            first = (play.get("pre_tasks") or [{}])[0]
+            assert first.get("ansible.builtin.import_tasks") == "tasks/stage_gate.yml", f"{stem}: {play['name']}"
+            assert first["vars"]["stage_gate_tag"] in tags, f"{stem}: the gate names another stage's tag"

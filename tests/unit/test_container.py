@@ -39,6 +39,39 @@ def test_workspace_points_at_the_live_dags(tmp_path):
     assert module["working_directory"] == str(settings.dags_dir) and module["location_name"] == "dags"
 
 
+def test_the_daemon_task_reaches_its_own_code_server(tmp_path):
+    """The daemon's workspace refresh (every 60 s) must reconnect, not start a code server each time."""
+    from dagster_ecs_container.config import write_all
+
+    settings = Settings.from_env({"DAGSTER_APP_DIR": str(tmp_path), "DAGSTER_CODESERVER_PORT": "4321"})
+    write_all(settings, "daemon")
+    workspace = yaml.safe_load(settings.workspace.read_text())
+    assert workspace["load_from"] == [{"grpc_server": {"host": "127.0.0.1", "port": 4321, "location_name": "dags"}}]
+    conf = (settings.runtime_dir / "supervisord.conf").read_text()
+    section = conf.split("[program:codeserver]")[1].split("\n\n")[0]
+    assert "api grpc -h 127.0.0.1 -p 4321" in section and f"-d {settings.dags_dir}" in section
+    assert "stopasgroup=false" in section, "a DAG deploy must not kill the runs the code server launched"
+    assert "after-port 4321" in conf.split("[program:daemon]")[1]
+    write_all(settings, "webserver")
+    assert "python_module" in yaml.safe_load(settings.workspace.read_text())["load_from"][0]
+
+
+def test_after_port_waits_for_a_listener_then_execs(tmp_path):
+    import socket
+    import subprocess
+    import threading
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        port = server.getsockname()[1]
+        marker = tmp_path / "ran"
+        command = [sys.executable, "-m", "dagster_ecs_container", "after-port", str(port), "touch", str(marker)]
+        child = subprocess.Popen(command)
+        threading.Timer(1.0, server.listen).start()
+        assert child.wait(30) == 0
+    assert marker.exists()
+
+
 def test_render_refuses_unknown_tokens():
     with pytest.raises(KeyError, match="nope"):
         render("{{ nope }}", {})

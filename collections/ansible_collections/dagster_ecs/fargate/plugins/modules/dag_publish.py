@@ -86,6 +86,23 @@ options:
     description: Parallel uploads (and existence checks on rollback).
     type: int
     default: 16
+  notify_url:
+    description:
+      - Base URL of the Dagster webserver (the load balancer). When the task changed the live version, the module
+        asks the webserver to poll the manifest at once (C(POST /_dags/sync), basic auth) and waits for the answer,
+        instead of leaving the version to the next poll of each task.
+      - A webserver that does not answer is not an error (it takes the version when it starts or at its next poll);
+        one that refuses the version (its definitions do not load in the image) fails the task, with the version
+        already published, naming the rollback.
+      - Not used in check mode or when nothing changed.
+    type: str
+  notify_secret:
+    description: Secrets Manager secret holding the basic-auth credentials as JSON C(username) and C(password).
+    type: str
+  notify_timeout:
+    description: Seconds to wait for the webserver to stage, check and load the new version.
+    type: int
+    default: 60
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -164,13 +181,23 @@ history:
   returned: with state=rollback
   type: list
   elements: dict
+live:
+  description:
+    - What the webserver made live when O(notify_url) was given and the live version changed.
+    - C(confirmed) is true when the webserver serves the published version; C(error) says why not.
+  returned: when the webserver was notified
+  type: dict
+  sample: {"url": "http://127.0.0.1:8080", "confirmed": true, "version": "3f6c2a9e81d04b7c", "seconds": 3.1}
 """
 
 import getpass
+import json
 import socket
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.error import HTTPError, URLError
 
 try:
     from botocore.config import Config
@@ -186,6 +213,7 @@ except ImportError:
     HAS_MANIFEST = False
 
 from ansible.module_utils.basic import missing_required_lib
+from ansible.module_utils.urls import open_url
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.dagster_ecs.fargate.plugins.module_utils.common import BOTO_ERRORS, client
@@ -345,6 +373,66 @@ def _diff(before, after):
     }
 
 
+def notify(module, version):
+    """Ask the webserver to take ``version`` now; what it answered (never raises for an unreachable one)."""
+    params = module.params
+    url = params["notify_url"].rstrip("/") + "/_dags/sync"
+    live = {"url": params["notify_url"], "confirmed": False}
+    try:
+        secret = client(module, "secretsmanager").get_secret_value(SecretId=params["notify_secret"])
+        credentials = json.loads(secret["SecretString"])
+    except BOTO_ERRORS as exc:
+        module.fail_json_aws(exc, msg=f"Failed to read the basic-auth credentials {params['notify_secret']}")
+    except (KeyError, ValueError):
+        module.fail_json(msg=f"Secret {params['notify_secret']} is not JSON with username and password")
+    started = time.monotonic()
+    try:
+        response = open_url(
+            url,
+            method="POST",
+            url_username=credentials["username"],
+            url_password=credentials["password"],
+            force_basic_auth=True,
+            timeout=params["notify_timeout"],
+            headers={"Content-Type": JSON},
+        )
+        answer = json.loads(response.read() or b"{}")
+    except HTTPError as exc:
+        try:
+            answer = json.loads(exc.read() or b"{}") if exc.code == 409 else {}
+        except ValueError:
+            answer = {}
+        if exc.code != 409:
+            live["error"] = f"HTTP {exc.code} from {url}"
+            return live
+    except (URLError, OSError, ValueError) as exc:
+        live["error"] = f"no answer from {url}: {exc}"
+        return live
+    live.update(
+        confirmed=answer.get("version") == version,
+        version=answer.get("version"),
+        seconds=answer.get("seconds", round(time.monotonic() - started, 2)),
+    )
+    if answer.get("last_error"):
+        live["error"] = answer["last_error"]
+    return live
+
+
+def finish(module, changed, version, result):
+    """Exit, first making the new version live on the webserver when asked to."""
+    if changed and not module.check_mode and module.params["notify_url"]:
+        result["live"] = live = notify(module, version)
+        if not live["confirmed"] and live.get("version") and live.get("error"):
+            module.fail_json(
+                msg=f"DAG version {version} is published, but the webserver refused it and keeps "
+                f"{live['version']}: {live['error']}. Fix the DAGs and publish again, or roll back "
+                "(-e dags_rollback_to=previous).",
+                changed=True,
+                **result,
+            )
+    module.exit_json(changed=changed, **result)
+
+
 def publish(module, publisher):
     params = module.params
     src = Path(params["src"])
@@ -412,7 +500,7 @@ def publish(module, publisher):
         publisher.upload_objects(src, files, hashes, extra=bundle_bytes)
         publisher.commit(desired)
         result["deleted_objects"] = publisher.prune(desired.version, params["keep_versions"])
-    module.exit_json(changed=True, diff=_diff(current, desired), **result)
+    finish(module, True, desired.version, dict(diff=_diff(current, desired), **result))
 
 
 def rollback(module, publisher):
@@ -469,16 +557,20 @@ def rollback(module, publisher):
     added, changed, removed = plan(current.files, target.files)
     if not module.check_mode:
         publisher.commit(restored, write_history=False)
-    module.exit_json(
-        changed=True,
-        diff=_diff(current, restored),
-        version=restored.version,
-        added=added,
-        changed_files=changed,
-        removed=removed,
-        assets=restored.assets,
-        files=len(restored.files),
-        **result,
+    finish(
+        module,
+        True,
+        restored.version,
+        dict(
+            diff=_diff(current, restored),
+            version=restored.version,
+            added=added,
+            changed_files=changed,
+            removed=removed,
+            assets=restored.assets,
+            files=len(restored.files),
+            **result,
+        ),
     )
 
 
@@ -497,8 +589,12 @@ def main():
             keep_versions=dict(type="int", default=10),
             created_by=dict(type="str"),
             concurrency=dict(type="int", default=16),
+            notify_url=dict(type="str"),
+            notify_secret=dict(type="str"),
+            notify_timeout=dict(type="int", default=60),
         ),
         required_if=[("state", "present", ["src"]), ("state", "rollback", ["version"])],
+        required_by={"notify_url": ["notify_secret"]},
         supports_check_mode=True,
     )
     if not HAS_MANIFEST:
