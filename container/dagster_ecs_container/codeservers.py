@@ -1,26 +1,195 @@
-"""Stop the code servers the webserver no longer uses after a reload.
+"""The task's Dagster code server, run by the sidecar: one per DAG version, swapped without a gap.
 
-Dagster 1.13's webserver starts a new ``dagster api grpc`` process when a code location is
-reloaded and is meant to let the old one die when its heartbeats stop (45 s). Measured here,
-the old processes stay: about 130 MB each, so a 512 MB Fargate task is killed for memory after
-one or two DAG deploys. The sidecar therefore stops every code server of the webserver except
-the newest, once the newest has served for ``grace`` seconds (longer than Dagster's own 45 s
-heartbeat window, so nothing still in use is stopped).
+The webserver and the daemon both load the code location from a gRPC server on a Unix socket
+(workspace.yaml: ``grpc_server`` on ``<socket dir>/live.sock``, a symlink). For a new DAG version
+the sidecar starts a new ``dagster api grpc`` on the version's immutable directory. The server
+loads the definitions before it listens, so a version that does not load in this image never gets
+a socket: starting it *is* the check. Once it listens, the symlink is re-pointed with one
+``rename``, the webserver reloads the location (a reconnect, under a second), the daemon
+reconnects at its next workspace refresh (every 60 s), and the old server is stopped once nothing
+uses it any more (at once for the webserver, after ``retire_after`` seconds for the daemon).
+
+Compared with ``python_module`` locations, where the webserver and the daemon start code servers
+themselves: one Dagster import per deploy instead of two (a check, then the reload's new server);
+no code server started by the daemon every minute (Dagster's workspace refresh); none left behind
+by the webserver after a reload (Dagster 1.13 keeps the old one, 130 MB per deploy, until the
+task runs out of memory).
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import os
 import signal
-from dataclasses import dataclass
+import socket
+import subprocess
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from .config import executable
 
 LOG = logging.getLogger("dagster_ecs.codeservers")
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+LIVE = "live.sock"
+
+
+class CodeServerError(RuntimeError):
+    """The definitions did not load (the server exited), or the server did not listen in time."""
+
+
+@dataclass
+class Server:
+    version: str
+    socket: Path
+    process: subprocess.Popen
+    output: deque = field(default_factory=lambda: deque(maxlen=60))
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+
+def _child_setup(niceness: int):
+    def setup() -> None:  # pragma: no cover - runs in the child between fork and exec
+        """A code server must not outlive the sidecar that owns it (supervisord restarts the sidecar)."""
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if niceness:
+            os.nice(niceness)
+
+    return setup
+
+
+def _accepts(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+def failure(lines) -> str:
+    """The line of a code server's output that says why it stopped (the exception), else its last line."""
+    lines = [line.strip() for line in lines if line.strip()]
+    for line in reversed(lines):
+        if "Error" in line.split(":", 1)[0] or "Exception" in line.split(":", 1)[0]:
+            return line[-500:]
+    return lines[-1][-500:] if lines else "no output"
+
+
+class CodeServers:
+    def __init__(
+        self,
+        socket_dir: Path,
+        module: str = "definitions",
+        location: str = "dags",
+        startup_timeout: float = 180.0,
+        retire_after: float = 0.0,
+        niceness: int = 0,
+    ):
+        self.dir = socket_dir
+        self.link = socket_dir / LIVE
+        self.module, self.location = module, location
+        self.startup_timeout, self.retire_after = startup_timeout, retire_after
+        self.niceness = niceness
+        self.current: Server | None = None
+        self.retiring: list[tuple[Server, float]] = []
+        self._count = 0
+
+    def start(self, directory: Path, version: str) -> Server:
+        """A server for ``directory``, listening; CodeServerError when its definitions do not load."""
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._count += 1
+        path = self.dir / f"{version[:16]}-{os.getpid()}-{self._count}.sock"
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        command = [executable("dagster"), "api", "grpc", "--socket", str(path), "-m", self.module]
+        command += ["-d", str(directory), "--location-name", self.location]
+        started = time.monotonic()
+        process = subprocess.Popen(  # noqa: S603 - our own command line
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            errors="replace",
+            preexec_fn=_child_setup(self.niceness),  # noqa: PLW1509 - a prctl and a nice, nothing else
+        )
+        server = Server(version, path, process)
+        threading.Thread(target=self._forward, args=(server,), name=f"codeserver-{version}", daemon=True).start()
+        deadline = started + self.startup_timeout
+        while not _accepts(path):
+            if not server.running:
+                process.wait()
+                time.sleep(0.1)  # let the reader thread take the last lines
+                raise CodeServerError(failure(server.output))
+            if time.monotonic() > deadline:
+                self.stop(server)
+                raise CodeServerError(f"the code server did not listen within {self.startup_timeout:.0f}s")
+            time.sleep(0.05)
+        LOG.info("code server for DAG version %s listening (%.1fs)", version, time.monotonic() - started)
+        return server
+
+    @staticmethod
+    def _forward(server: Server) -> None:
+        """The server's output goes to the task's log and is kept for the error message."""
+        for line in server.process.stdout:
+            server.output.append(line)
+            print(line, end="", flush=True)
+
+    def activate(self, server: Server) -> Server | None:
+        """Point ``live.sock`` at ``server`` (one rename); returns the server it replaces."""
+        swap = self.dir / f".{LIVE}.swap"
+        with contextlib.suppress(FileNotFoundError):
+            swap.unlink()
+        os.symlink(server.socket.name, swap)
+        os.replace(swap, self.link)
+        previous, self.current = self.current, server
+        return previous
+
+    def retire(self, server: Server | None, now: bool = False) -> None:
+        if server is not None and server is not self.current:
+            self.retiring.append((server, time.monotonic() + (0 if now else self.retire_after)))
+            self.tick()
+
+    def tick(self) -> bool:
+        """Stop the retired servers whose time has come. False when the live server died."""
+        keep = []
+        for server, when in self.retiring:
+            if time.monotonic() >= when:  # in the background: a gRPC server takes a second or two to stop
+                threading.Thread(target=self.stop, args=(server,), name=f"stop-{server.version}", daemon=True).start()
+            else:
+                keep.append((server, when))
+        self.retiring = keep
+        return self.current is not None and self.current.running
+
+    def stop(self, server: Server, timeout: float = 10.0) -> None:
+        """SIGTERM the server (not its process group: a run it launched keeps running), then SIGKILL."""
+        if server.running:
+            server.process.terminate()
+            try:
+                server.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                server.process.kill()
+                server.process.wait()
+        with contextlib.suppress(FileNotFoundError):
+            server.socket.unlink()
+        if server is not self.current:
+            LOG.info("stopped the code server of DAG version %s", server.version)
+
+    def stop_all(self) -> None:
+        for server, _ in self.retiring:
+            self.stop(server)
+        self.retiring = []
+        if self.current:
+            self.stop(self.current)
 
 
 @dataclass(frozen=True)
@@ -58,34 +227,3 @@ def processes(proc_root: Path = Path("/proc")) -> list[Proc]:
             )
         )
     return found
-
-
-def _uptime(proc_root: Path = Path("/proc")) -> float:
-    return float((proc_root / "uptime").read_text().split()[0])
-
-
-def stale(procs: list[Proc], now: float, grace: float, parent_marker: str = "dagster-webserver") -> list[Proc]:
-    """Code servers of a ``parent_marker`` process other than its newest, once the newest is ``grace`` s old."""
-    parents = {p.pid for p in procs if parent_marker in p.cmd and "api grpc" not in p.cmd}
-    doomed = []
-    for parent in parents:
-        servers = [p for p in procs if p.ppid == parent and "dagster api grpc" in p.cmd]
-        servers.sort(key=lambda p: p.started)
-        if len(servers) > 1 and now - servers[-1].started >= grace:
-            doomed += servers[:-1]
-    return doomed
-
-
-def reap(grace: float = 60.0) -> int:
-    """Stop the webserver's superseded code servers (this task's processes only). Returns how many."""
-    session = os.getsid(0)
-    mine = [p for p in processes() if p.sid == session]
-    count = 0
-    for proc in stale(mine, _uptime(), grace):
-        try:
-            os.kill(proc.pid, signal.SIGTERM)
-            count += 1
-            LOG.info("stopped superseded code server pid %d (the webserver reloaded its code location)", proc.pid)
-        except OSError:
-            pass
-    return count

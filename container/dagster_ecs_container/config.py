@@ -48,7 +48,7 @@ def values(settings: Settings) -> dict:
         "nginx_port": settings.nginx_port,
         "webserver_port": settings.webserver_port,
         "health_port": settings.health_port,
-        "codeserver_port": settings.codeserver_port,
+        "codeserver_socket": settings.codeserver_socket,
         "htpasswd": settings.htpasswd,
         # Started as root (only ever outside the image), nginx's workers would drop to nobody and could
         # not read the 0600 htpasswd: keep them as the current user. The image runs everything non-root.
@@ -68,6 +68,8 @@ def supervisord_conf(settings: Settings, role: str) -> str:
         raise ValueError(f"unknown role {role!r}; expected one of {ROLES}")
     run = settings.runtime_dir
     workspace = shlex.quote(str(settings.workspace))
+    # The webserver and the daemon start once the sidecar's code server listens (they load from it).
+    wait = f"{executable('dagster-ecs-entrypoint')} after-socket {shlex.quote(str(settings.codeserver_socket))}"
     programs = {}
     if role == "webserver":
         programs["nginx"] = (
@@ -75,23 +77,11 @@ def supervisord_conf(settings: Settings, role: str) -> str:
             10,
         )
         programs["webserver"] = (
-            f"{executable('dagster-webserver')} -h 127.0.0.1 -p {settings.webserver_port} -w {workspace}",
+            f"{wait} {executable('dagster-webserver')} -h 127.0.0.1 -p {settings.webserver_port} -w {workspace}",
             20,
         )
     else:
-        # The daemon's code location is this server (workspace_daemon.yaml): one process for the task's
-        # life, restarted by the sidecar when a new DAG version goes live. Not stopped as a group, so
-        # a run it launched (the default run launcher's subprocess) outlives a DAG deploy.
-        programs["codeserver"] = (
-            f"{executable('dagster')} api grpc -h 127.0.0.1 -p {settings.codeserver_port} --lazy-load-user-code"
-            f" -m definitions -d {shlex.quote(str(settings.dags_dir))} --location-name dags",
-            15,
-        )
-        programs["daemon"] = (
-            f"{executable('dagster-ecs-entrypoint')} after-port {settings.codeserver_port} "
-            f"{executable('dagster-daemon')} run -w {workspace}",
-            20,
-        )
+        programs["daemon"] = (f"{wait} {executable('dagster-daemon')} run -w {workspace}", 20)
     programs["sidecar"] = (f"{executable('dagster-ecs-entrypoint')} sidecar {role}", 30)
 
     sections = [
@@ -121,8 +111,8 @@ def supervisord_conf(settings: Settings, role: str) -> str:
             "autorestart=true",
             "startsecs=3",
             "startretries=100",
-            f"stopasgroup={'false' if name == 'codeserver' else 'true'}",
-            f"killasgroup={'false' if name == 'codeserver' else 'true'}",
+            "stopasgroup=true",
+            "killasgroup=true",
             "stopwaitsecs=20",
             "redirect_stderr=true",
             "stdout_logfile=/dev/fd/1",
@@ -144,8 +134,7 @@ def write_all(settings: Settings, role: str | None) -> None:
     """Write dagster.yaml and workspace.yaml, and for a service role nginx.conf and supervisord.conf."""
     vals = values(settings)
     write_atomically(settings.home / "dagster.yaml", render(template("dagster.yaml"), vals))
-    workspace = "workspace_daemon.yaml" if role == "daemon" else "workspace.yaml"
-    write_atomically(settings.workspace, render(template(workspace), vals))
+    write_atomically(settings.workspace, render(template("workspace.yaml"), vals))
     if role in ROLES:
         write_atomically(settings.runtime_dir / "supervisord.conf", supervisord_conf(settings, role))
     if role == "webserver":

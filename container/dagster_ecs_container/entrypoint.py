@@ -3,9 +3,10 @@
     dagster-ecs-entrypoint webserver      nginx + dagster-webserver + sidecar under supervisord
     dagster-ecs-entrypoint daemon         dagster-daemon + sidecar under supervisord
     dagster-ecs-entrypoint healthcheck webserver|daemon   the ECS container health check
-    dagster-ecs-entrypoint sidecar ROLE   (run by supervisord) /health and the periodic DAG sync
-    dagster-ecs-entrypoint after-port PORT CMD [ARGS...]   (run by supervisord) wait until something
-                                          listens on 127.0.0.1:PORT (at most 120 s), then exec CMD
+    dagster-ecs-entrypoint sidecar ROLE   (run by supervisord) the code server, the periodic DAG sync
+                                          and /health
+    dagster-ecs-entrypoint after-socket PATH CMD [ARGS...]   (run by supervisord) wait until the code
+                                          server's Unix socket PATH accepts (at most 300 s), exec CMD
     dagster-ecs-entrypoint CMD [ARGS...]  anything else (a run launched by EcsRunLauncher):
                                           configure the instance, sync the DAGs once, exec CMD
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -124,50 +126,96 @@ def reload_webserver(settings: Settings, version: str) -> bool:
     return loaded
 
 
-def restart_codeserver(settings: Settings, version: str) -> bool:
-    """Restart the daemon task's code server on the new version; True when supervisord reports it running."""
-    started = time.monotonic()
-    done = subprocess.run(
-        [executable("supervisorctl"), "-c", str(settings.runtime_dir / "supervisord.conf"), "restart", "codeserver"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    output = (done.stdout + done.stderr).strip()
-    if done.returncode != 0 or "ERROR" in output:
-        LOG.error("could not restart the code server on DAG version %s: %s", version, output[-300:])
+class Deployer:
+    """The sidecar's side of a DAG version change: its code server is the check, then the swap.
+
+    ``check`` (the sync's validation of the new version's directory) starts a code server on it;
+    the definitions load before it listens, in this image, or the version is refused. ``go_live``
+    (after the sync swapped the DAG symlink) points the live socket at that server; the webserver
+    reloads its location (a reconnect) and the old server stops; the daemon reconnects at its next
+    workspace refresh (60 s), so its old server stops later (``CodeServers.retire_after``).
+    """
+
+    def __init__(self, settings: Settings, role: str, servers: codeservers.CodeServers):
+        self.settings, self.role, self.servers = settings, role, servers
+        self.pending: codeservers.Server | None = None
+        self.lock = threading.RLock()  # the poll loop and POST /_dags/sync both get here
+
+    def check(self, directory) -> None:
+        with self.lock:
+            self._check(directory)
+
+    def go_live(self, version, previous) -> bool:
+        with self.lock:
+            return self._go_live(version)
+
+    def start_live(self) -> bool:
+        with self.lock:
+            return self._start_live()
+
+    def tick(self) -> bool:
+        with self.lock:
+            return self.servers.tick()
+
+    def _check(self, directory) -> None:
+        if self.pending is not None:
+            self.servers.stop(self.pending)
+        self.pending = self.servers.start(directory, directory.name)
+
+    def _go_live(self, version) -> bool:
+        server, self.pending = self.pending, None
+        if server is None:
+            return True
+        old = self.servers.activate(server)
+        if self.role != "webserver":
+            LOG.info("DAG version %s live; the daemon uses it from its next workspace refresh (<= 60 s)", version)
+            self.servers.retire(old)
+            return True
+        if reload_webserver(self.settings, version):
+            self.servers.retire(old, now=True)
+            return True
+        if old is not None:  # the webserver did not take it: back to the server it used
+            self.servers.activate(old)
+            reload_webserver(self.settings, old.version)
+        self.servers.stop(server)
         return False
-    LOG.info(
-        "code server restarted on DAG version %s (%.1fs); the daemon uses it from its next workspace refresh (<= 60 s)",
-        version,
-        time.monotonic() - started,
-    )
-    return True
+
+    def _start_live(self) -> bool:
+        """A code server for whatever is live now (start-up, or after the live one died)."""
+        directory = self.settings.dags_dir.resolve()
+        try:
+            server = self.servers.start(directory, directory.name)
+        except codeservers.CodeServerError as exc:
+            LOG.error("the live DAGs (%s) do not load: %s; retrying at the next poll", directory, exc)
+            return False
+        old = self.servers.activate(server)
+        if old is not None:
+            self.servers.retire(old, now=True)
+        if self.role == "webserver":
+            reload_webserver(self.settings, directory.name)
+        return True
 
 
-def make_sync(settings: Settings, role: str | None = None) -> DagSync:
-    """The DAG sync of a task. In the sidecar, a new version is validated before the swap and then
-    reloaded: the webserver in place through its GraphQL API; in the daemon task, its code server is
-    restarted (the daemon reconnects at its next workspace refresh, every 60 s)."""
-
-    def on_change(version, previous) -> bool:
-        if role == "webserver":
-            return reload_webserver(settings, version)
-        return restart_codeserver(settings, version)
-
+def make_sync(settings: Settings, deployer: Deployer | None = None, version: str | None = None) -> DagSync:
+    """The DAG sync of a task. In the sidecar (``deployer``), a new version goes live only once a code
+    server loaded it; elsewhere (start-up, a run task) it is checked in a separate interpreter."""
+    if deployer is not None:
+        validate, on_change = deployer.check, deployer.go_live
+    else:
+        validate, on_change = (validate_definitions if settings.validate_dags else None), None
     return DagSync(
         _aws("s3"),
         settings.bucket,
         settings.dags_prefix,
         settings.dags_dir,
         status_file=settings.runtime_dir / "sync-status.json",
-        validate=validate_definitions if settings.validate_dags else None,
-        on_change=on_change if role else None,
+        validate=validate,
+        on_change=on_change,
+        version=version,
     )
 
 
-def initial_sync(settings: Settings, total: int, first: int) -> None:
+def initial_sync(settings: Settings, total: int, first: int, version: str | None = None) -> None:
     """Steps 2-4: credentials, bucket, first sync (bounded); fall back to local DAGs on any failure."""
     if not settings.sync_enabled:
         LOG.info(
@@ -198,7 +246,7 @@ def initial_sync(settings: Settings, total: int, first: int) -> None:
             lambda: _aws("s3").head_bucket(Bucket=settings.bucket) and "reachable",
             "DAGSTER_DAGS_BUCKET and the task role's s3:ListBucket on it",
         )
-        sync = make_sync(settings)
+        sync = make_sync(settings, version=version)
         done = threading.Event()
 
         def _run():
@@ -262,11 +310,19 @@ def start_service(role: str, settings: Settings) -> int:
 
 
 def sidecar(role: str, settings: Settings) -> int:
-    """The per-task helper: /health (webserver) and the periodic DAG sync."""
+    """The per-task helper: the code server, the periodic DAG sync, and /health (webserver)."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    sync = make_sync(settings, role) if settings.sync_enabled else None
-    if role == "webserver":
+    # The daemon keeps using its old server until its next workspace refresh (every 60 s); nothing
+    # waits for its new one, so it yields the CPU to the webserver's where both share a machine.
+    servers = codeservers.CodeServers(
+        settings.codeserver_dir,
+        retire_after=0 if role == "webserver" else 90,
+        niceness=0 if role == "webserver" else 10,
+    )
+    deployer = Deployer(settings, role, servers)
+    sync = make_sync(settings, deployer) if settings.sync_enabled else None
+    if role == "webserver":  # /health answers (503) while the code server and the webserver start
         graphql_url = f"http://127.0.0.1:{settings.webserver_port}/graphql"
 
         def details():
@@ -281,11 +337,14 @@ def sidecar(role: str, settings: Settings) -> int:
             return {**dag_status(sync), "changed": went_live, "seconds": round(time.monotonic() - started, 2)}
 
         serve(settings.health_port, HealthCache(lambda: check_webserver(graphql_url)), details, sync_now)
-    while not stop.wait(settings.sync_interval if sync else 3600):
+    deployer.start_live()
+    while not stop.wait(settings.sync_interval if sync else 10):
         if sync:
             sync.poll()
-        if role == "webserver":
-            codeservers.reap()
+        if not deployer.tick():
+            LOG.error("no code server runs for the live DAGs; starting one")
+            deployer.start_live()
+    servers.stop_all()
     return 0
 
 
@@ -312,27 +371,35 @@ def healthcheck(role: str, settings: Settings) -> int:
     return 2
 
 
-def after_port(port: int, argv: list[str], timeout: float = 120) -> int:
-    """Exec ``argv`` once something accepts connections on 127.0.0.1:``port`` (or after ``timeout``)."""
+def after_socket(path: str, argv: list[str], timeout: float = 300) -> int:
+    """Exec ``argv`` once the Unix socket ``path`` accepts connections (or after ``timeout``)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(path)
                 break
-        except OSError:
-            time.sleep(0.2)
+            except OSError:
+                pass
+        time.sleep(0.2)
     else:
-        LOG.warning("nothing listens on 127.0.0.1:%d after %.0fs; starting %s anyway", port, timeout, argv[0])
+        LOG.warning("nothing listens on %s after %.0fs; starting %s anyway", path, timeout, argv[0])
     sys.stdout.flush()
     os.execvp(argv[0], argv)
     return 0  # not reached
 
 
 def run_command(argv: list[str], settings: Settings) -> int:
-    """A one-off command (EcsRunLauncher's run worker): same instance and DAGs, then exec."""
+    """A one-off command (EcsRunLauncher's run worker): same instance and DAGs, then exec.
+
+    The run's code origin names the DAG version directory the launching code server loaded
+    (``.dags.versions/<version>``): that version is synced from the manifest history, so the run
+    executes the code it was launched with even when a newer version went live in between.
+    """
     for directory in (settings.home, settings.runtime_dir, settings.storage_dir):
         directory.mkdir(parents=True, exist_ok=True)
-    initial_sync(settings, total=4, first=2)
+    pinned = re.search(rf"\.{re.escape(settings.dags_dir.name)}\.versions/([0-9a-f]{{16}})", " ".join(argv))
+    initial_sync(settings, total=4, first=2, version=pinned.group(1) if pinned else None)
     write_all(settings, None)
     sys.stdout.flush()
     os.execvp(argv[0], argv)
@@ -357,8 +424,8 @@ def main(argv: list[str] | None = None) -> int:
         return start_service(command, settings)
     if command == "sidecar" and rest:
         return sidecar(rest[0], settings)
-    if command == "after-port" and len(rest) >= 2 and rest[0].isdigit():
-        return after_port(int(rest[0]), rest[1:])
+    if command == "after-socket" and len(rest) >= 2:
+        return after_socket(rest[0], rest[1:])
     if command == "healthcheck" and rest:
         return healthcheck(rest[0], settings)
     if command == "render":

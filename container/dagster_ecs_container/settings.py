@@ -7,6 +7,7 @@ several tasks can share one machine.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,6 @@ class Settings:
     nginx_port: int
     webserver_port: int
     health_port: int
-    codeserver_port: int
     bucket: str
     dags_prefix: str
     sync_enabled: bool
@@ -57,7 +57,6 @@ class Settings:
             nginx_port=int(env.get("NGINX_PORT", "8080")),
             webserver_port=int(env.get("DAGSTER_WEBSERVER_PORT", "3000")),
             health_port=int(env.get("DAGSTER_HEALTH_PORT", "8081")),
-            codeserver_port=int(env.get("DAGSTER_CODESERVER_PORT", "4000")),
             bucket=env.get("DAGSTER_DAGS_BUCKET", ""),
             dags_prefix=env.get("DAGSTER_DAGS_PREFIX", "dags/"),
             sync_enabled=_bool(env.get("DAGSTER_DAG_SYNC"), default=bool(env.get("DAGSTER_DAGS_BUCKET"))),
@@ -79,3 +78,17 @@ class Settings:
     @property
     def workspace(self) -> Path:
         return self.home / "workspace.yaml"
+
+    @property
+    def codeserver_dir(self) -> Path:
+        """The code servers' sockets: in the runtime directory, or a short path when that is too long."""
+        candidate = self.runtime_dir / "codeserver"
+        if len(str(candidate / "0123456789abcdef-4194304-999.sock")) < 100:  # sun_path holds 108 bytes
+            return candidate
+        digest = hashlib.sha256(str(self.runtime_dir).encode()).hexdigest()[:12]
+        return Path("/tmp") / f"dagster-ecs-{digest}"  # noqa: S108 - created 0700, one per task
+
+    @property
+    def codeserver_socket(self) -> Path:
+        """The live code server (a symlink the sidecar re-points); both workspaces load from it."""
+        return self.codeserver_dir / "live.sock"

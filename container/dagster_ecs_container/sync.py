@@ -67,6 +67,7 @@ class DagSync:
         validate: Callable[[Path], None] | None = None,
         on_change: Callable[[str, Path | None], bool] | None = None,
         workers: int = 16,
+        version: str | None = None,
     ):
         self.s3 = s3
         self.bucket = bucket
@@ -77,6 +78,8 @@ class DagSync:
         self.validate = validate
         self.on_change = on_change
         self.workers = workers
+        # A fixed version (a run task: the version its run was launched with) instead of the live manifest.
+        self.manifest_name = f"{mf.HISTORY}{version}.json" if version else mf.MANIFEST
         self.etag: str | None = None
         self._rejected: tuple[str, float] | None = None
         self.status = SyncStatus()
@@ -120,7 +123,7 @@ class DagSync:
     # --- one poll --------------------------------------------------------------------
     def fetch_manifest(self) -> mf.Manifest | None:
         """The published manifest, or None when it did not change since the last poll (one request)."""
-        kwargs = {"Bucket": self.bucket, "Key": mf.key(self.prefix, mf.MANIFEST)}
+        kwargs = {"Bucket": self.bucket, "Key": mf.key(self.prefix, self.manifest_name)}
         if self.etag:
             kwargs["IfNoneMatch"] = self.etag
         try:
@@ -222,22 +225,22 @@ class DagSync:
                 raise Rejected(self.status.last_error or f"version {manifest.version} was refused")
             started = time.monotonic()
             staging, downloaded = self._stage(manifest)
-            if self.validate:
-                try:
-                    self.validate(staging)
-                except Exception as exc:
-                    shutil.rmtree(staging, ignore_errors=True)
-                    raise Rejected(f"version {manifest.version} refused, its definitions do not load: {exc}") from exc
+            # Checked at its final path (not live yet): a code server started on it keeps importing from there.
             final = self.versions / manifest.version
             if final.exists():
                 shutil.rmtree(final)
             staging.rename(final)
+            if self.validate:
+                try:
+                    self.validate(final)
+                except Exception as exc:
+                    shutil.rmtree(final, ignore_errors=True)
+                    raise Rejected(f"version {manifest.version} refused, its definitions do not load: {exc}") from exc
             previous = self.live.resolve() if self.live.is_symlink() else None
             self._point_live_at(final)
             if self.on_change and not self._notify(manifest.version, previous):
-                if previous is not None:
+                if previous is not None:  # on_change has put its own side back
                     self._point_live_at(previous)
-                    self._notify(previous.name, None)
                 shutil.rmtree(final, ignore_errors=True)
                 raise Rejected(f"version {manifest.version} refused: the code location did not load it")
             self._rejected = None

@@ -92,6 +92,7 @@ def publish(emulator, src, *args, validate=False, **extra):
         "storage_bucket": BUCKET,
         "dagster_ecs_dags_dir": str(src),
         "dags_validate": validate,
+        "dags_notify": False,  # no webserver here (test_workload covers the notification)
         **extra,
     }
     return run_playbook("playbooks/dags.yml", *args, extra_vars=extra_vars)

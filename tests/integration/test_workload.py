@@ -107,10 +107,12 @@ def test_health_is_public_and_reveals_nothing(stack):
 
 
 @pytest.mark.parametrize(
-    "path", ["/", "/graphql", "/server_info", "/health/", "/health/details", "/healthz", "/runs", "/assets"]
+    "path",
+    ["/", "/graphql", "/server_info", "/health/", "/health/details", "/_dags/sync", "/healthz", "/runs", "/assets"],
 )
 def test_every_other_path_needs_the_credentials(stack, path):
     assert request(f"{stack['url']}{path}")[0] == 401
+    assert request(f"{stack['url']}{path}", data=b"{}")[0] == 401  # POST too
     assert request(f"{stack['url']}{path}", auth=(stack["auth"][0], "wrong-password"))[0] == 401
     assert request(f"{stack['url']}{path}", auth=("intruder", stack["auth"][1]))[0] == 401
 
@@ -264,7 +266,9 @@ def test_a_dag_change_goes_live_without_a_restart(stack):
     started = time.monotonic()
     run = deploy_dags(stack)
     assert run.returncode == 0, run.output[-4000:]
-    wait_for(lambda: "added_asset" in asset_keys(stack), 90, 0.5, "the new asset in GraphQL")
+    # The play asked the webserver to take the version and waited: live when the play ends, no poll wait.
+    assert f"Live on the webserver at {stack['url']}" in run.output, run.output[-3000:]
+    assert "added_asset" in asset_keys(stack)
     print(f"--tags dags to the new asset in GraphQL: {time.monotonic() - started:.1f}s")
     now = json.loads((stack["runtime"] / "status.json").read_text())["services"]
     assert {name: task["pid"] for name, task in now.items()} == {name: task["pid"] for name, task in status.items()}
@@ -295,6 +299,32 @@ def test_rollback_restores_the_previous_assets(stack):
     wait_for(lambda: "added_asset" not in asset_keys(stack), 90, 0.5, "the rolled back assets in GraphQL")
     assert asset_keys(stack) >= ASSETS
     (stack["dags"] / "pipelines" / "added.py").unlink()
+
+
+def test_a_dag_that_loads_here_but_not_in_the_task_is_refused_there(stack):
+    """The publisher's check runs on this machine; the task's code server is the check in the image."""
+    before = asset_keys(stack)
+    _, body = request(f"{stack['url']}/health/details", stack["auth"])
+    live = json.loads(body)["dags"]["version"]
+    odd = stack["dags"] / "pipelines" / "image_only.py"
+    odd.write_text(
+        "import os\n\nif 'DAGSTER_DAGS_BUCKET' in os.environ:  # set in the tasks only\n"
+        "    raise ImportError('pretend the image lacks a package')\n"
+    )
+    try:
+        run = deploy_dags(stack)
+    finally:
+        odd.unlink()
+    assert run.returncode != 0, run.output[-3000:]
+    assert "the webserver refused it" in run.output and "pretend the image lacks a package" in run.output
+    assert "dags_rollback_to=previous" in run.output
+    assert asset_keys(stack) == before, "the refused version reached the UI"
+    assert request(f"{stack['url']}/health")[0] == 200
+    _, body = request(f"{stack['url']}/health/details", stack["auth"])
+    details = json.loads(body)["dags"]
+    assert details["version"] == live and "pretend the image lacks a package" in details["last_error"]
+    back = deploy_dags(stack, dags_rollback_to=live)
+    assert back.returncode == 0, back.output[-3000:]
 
 
 def test_generated_secrets_never_leak(stack):

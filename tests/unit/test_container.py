@@ -32,44 +32,59 @@ def test_dagster_yaml_renders_to_one_valid_document(tmp_path, launcher):
     assert "password" not in rendered.replace("password: {env: DAGSTER_POSTGRES_PASSWORD}", "")
 
 
-def test_workspace_points_at_the_live_dags(tmp_path):
-    settings = Settings.from_env({"DAGSTER_APP_DIR": str(tmp_path)})
-    workspace = yaml.safe_load(render(template("workspace.yaml"), values(settings)))
-    module = workspace["load_from"][0]["python_module"]
-    assert module["working_directory"] == str(settings.dags_dir) and module["location_name"] == "dags"
-
-
-def test_the_daemon_task_reaches_its_own_code_server(tmp_path):
-    """The daemon's workspace refresh (every 60 s) must reconnect, not start a code server each time."""
+def test_both_roles_load_from_the_sidecars_code_server(tmp_path):
+    """No python_module location: the webserver and the daemon would start code servers themselves
+    (the daemon a new one every minute, the webserver a new one per reload, leaking the old)."""
     from dagster_ecs_container.config import write_all
 
-    settings = Settings.from_env({"DAGSTER_APP_DIR": str(tmp_path), "DAGSTER_CODESERVER_PORT": "4321"})
-    write_all(settings, "daemon")
-    workspace = yaml.safe_load(settings.workspace.read_text())
-    assert workspace["load_from"] == [{"grpc_server": {"host": "127.0.0.1", "port": 4321, "location_name": "dags"}}]
-    conf = (settings.runtime_dir / "supervisord.conf").read_text()
-    section = conf.split("[program:codeserver]")[1].split("\n\n")[0]
-    assert "api grpc -h 127.0.0.1 -p 4321" in section and f"-d {settings.dags_dir}" in section
-    assert "stopasgroup=false" in section, "a DAG deploy must not kill the runs the code server launched"
-    assert "after-port 4321" in conf.split("[program:daemon]")[1]
-    write_all(settings, "webserver")
-    assert "python_module" in yaml.safe_load(settings.workspace.read_text())["load_from"][0]
+    settings = Settings.from_env({"DAGSTER_APP_DIR": str(tmp_path)})
+    for role, program in (("webserver", "webserver"), ("daemon", "daemon")):
+        write_all(settings, role)
+        workspace = yaml.safe_load(settings.workspace.read_text())
+        assert workspace["load_from"] == [
+            {"grpc_server": {"socket": str(settings.codeserver_socket), "location_name": "dags"}}
+        ]
+        conf = (settings.runtime_dir / "supervisord.conf").read_text()
+        section = conf.split(f"[program:{program}]")[1].split("\n\n")[0]
+        assert f"after-socket {settings.codeserver_socket} " in section, "must wait for the code server"
 
 
-def test_after_port_waits_for_a_listener_then_execs(tmp_path):
+def test_socket_paths_fit_sun_path(tmp_path):
+    deep = tmp_path / ("x" * 120)
+    settings = Settings.from_env({"DAGSTER_APP_DIR": str(tmp_path), "DAGSTER_RUNTIME_DIR": str(deep)})
+    assert len(str(settings.codeserver_dir / "0123456789abcdef-4194304-999.sock")) < 100
+    assert settings.codeserver_dir == Settings.from_env({"DAGSTER_RUNTIME_DIR": str(deep)}).codeserver_dir
+    short = Settings.from_env({"DAGSTER_APP_DIR": "/opt/dagster"})
+    assert short.codeserver_dir == Path("/opt/dagster/run/codeserver")
+
+
+def test_after_socket_waits_for_a_listener_then_execs(tmp_path):
     import socket
     import subprocess
     import threading
 
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        port = server.getsockname()[1]
-        marker = tmp_path / "ran"
-        command = [sys.executable, "-m", "dagster_ecs_container", "after-port", str(port), "touch", str(marker)]
-        child = subprocess.Popen(command)
-        threading.Timer(1.0, server.listen).start()
+    path = tmp_path / "s.sock"
+    marker = tmp_path / "ran"
+    command = [sys.executable, "-m", "dagster_ecs_container", "after-socket", str(path), "touch", str(marker)]
+    child = subprocess.Popen(command)
+    with socket.socket(socket.AF_UNIX) as server:
+        threading.Timer(1.0, lambda: (server.bind(str(path)), server.listen())).start()
         assert child.wait(30) == 0
     assert marker.exists()
+
+
+def test_a_code_server_error_names_the_exception():
+    from dagster_ecs_container.codeservers import failure
+
+    output = [
+        "Traceback (most recent call last):\n",
+        '  File "x.py", line 3, in <module>\n',
+        "dagster._core.errors.DagsterImportError: Encountered ImportError: `No module named 'pandas'`\n",
+        "\n",
+    ]
+    assert failure(output).startswith("dagster._core.errors.DagsterImportError: Encountered ImportError")
+    assert failure(["only this\n"]) == "only this"
+    assert failure([]) == "no output"
 
 
 def test_render_refuses_unknown_tokens():
@@ -173,23 +188,6 @@ def test_prune_keeps_the_newest_and_always_the_live_version():
     history = [("a", 1), ("b", 2), ("c", 3), ("d", 4)]
     assert plan.prune_plan(history, "d", 2) == (["b", "a"], ["d", "c"])
     assert plan.prune_plan(history, "a", 2) == (["b"], ["d", "c", "a"])
-
-
-def test_only_superseded_code_servers_of_the_webserver_are_stopped():
-    from dagster_ecs_container.codeservers import Proc, stale
-
-    procs = [
-        Proc(10, 1, 0.0, "python dagster-webserver -h 127.0.0.1"),
-        Proc(11, 10, 5.0, "python -m dagster api grpc --heartbeat"),
-        Proc(12, 10, 100.0, "python -m dagster api grpc --heartbeat"),
-        Proc(13, 10, 200.0, "python -m dagster api grpc --heartbeat"),
-        Proc(20, 1, 0.0, "python dagster-daemon run"),
-        Proc(21, 20, 5.0, "python -m dagster api grpc --heartbeat"),
-        Proc(22, 20, 150.0, "python -m dagster api grpc --heartbeat"),
-    ]
-    assert stale(procs, now=230.0, grace=60) == []  # the newest has not served long enough yet
-    assert [p.pid for p in stale(procs, now=260.0, grace=60)] == [11, 12]  # never the daemon's
-    assert stale(procs[:2], now=1000.0, grace=60) == []  # a single server is never stopped
 
 
 def test_a_webserver_that_is_not_up_does_not_refuse_a_validated_version(tmp_path):

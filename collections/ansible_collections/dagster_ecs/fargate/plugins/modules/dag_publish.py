@@ -381,10 +381,15 @@ def notify(module, version):
     try:
         secret = client(module, "secretsmanager").get_secret_value(SecretId=params["notify_secret"])
         credentials = json.loads(secret["SecretString"])
-    except BOTO_ERRORS as exc:
-        module.fail_json_aws(exc, msg=f"Failed to read the basic-auth credentials {params['notify_secret']}")
+    except BOTO_ERRORS as exc:  # the version is published: the tasks take it at their next poll
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code") or type(exc).__name__
+        live["error"] = f"cannot read the basic-auth credentials {params['notify_secret']} ({code})"
+        module.warn(f"Not notifying the webserver: {live['error']}")
+        return live
     except (KeyError, ValueError):
-        module.fail_json(msg=f"Secret {params['notify_secret']} is not JSON with username and password")
+        live["error"] = f"secret {params['notify_secret']} is not JSON with username and password"
+        module.warn(f"Not notifying the webserver: {live['error']}")
+        return live
     started = time.monotonic()
     try:
         response = open_url(
