@@ -36,7 +36,7 @@ import urllib.error
 import urllib.request
 from dataclasses import asdict
 
-from . import __version__, codeservers
+from . import __version__, codeservers, inspect
 from .auth import AuthError, write_htpasswd
 from .config import ROLES, executable, write_all
 from .health import HealthCache, check_webserver, serve
@@ -80,21 +80,10 @@ mutation Reload($name: String!) { reloadRepositoryLocation(repositoryLocationNam
 
 
 def validate_definitions(directory) -> None:
-    """The staged version's definitions must load (a fresh interpreter, so nothing stays imported)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "dagster_ecs_container.inspect", str(directory)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    if done.returncode != 0:
-        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-        try:
-            result = json.loads(lines[-1])
-            raise RuntimeError(f"{result.get('file') or ''}: {result.get('error')}".lstrip(": "))
-        except (IndexError, ValueError):
-            raise RuntimeError((done.stderr or done.stdout).strip()[-300:]) from None
+    """The synced version's definitions must load (a fresh interpreter, so nothing stays imported)."""
+    ok, result = inspect.run(sys.executable, directory)
+    if not ok:
+        raise RuntimeError(f"{result.get('file') or ''}: {result.get('error')}".lstrip(": "))
 
 
 def reload_webserver(settings: Settings, version: str) -> bool:

@@ -5,14 +5,16 @@
 Prints one JSON object: ``{"ok": true, "assets": [...], "jobs": [...], "schedules": [...],
 "sensors": [...], "asset_checks": [...]}`` or ``{"ok": false, "error": ..., "file": ...}`` and
 exits 1. Run in a fresh interpreter (a subprocess) so that nothing of a previous version
-stays imported. Used by the publisher (validate before upload), the container's sync
-(validate before the swap) and the verify stage (the assets to expect).
+stays imported: ``run()`` does that. Used by the publisher (validate before upload), the
+container at start-up and in run tasks (validate the synced version) and the verify stage (the
+assets to expect).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import traceback
 import warnings
@@ -65,6 +67,24 @@ def describe(directory: Path, module: str = "definitions") -> dict:
     except BaseException as exc:  # noqa: BLE001 - report any failure of user code, then exit 1
         message = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         return {"ok": False, "error": message, "file": _user_frame(exc, directory)}
+
+
+def run(python: str, directory, module: str = "definitions", timeout: float = 180) -> tuple[bool, dict]:
+    """``describe`` in a fresh interpreter (``python`` has the pinned Dagster): (ok, result or error dict)."""
+    command = [python, "-m", "dagster_ecs_container.inspect", str(directory), "--module", module]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)  # noqa: S603
+    except subprocess.TimeoutExpired:
+        return False, {"error": f"loading the definitions took more than {timeout:g}s", "file": None}
+    except OSError as exc:
+        return False, {"error": f"cannot run {python}: {exc}", "file": None}
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    try:
+        result = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+        return False, {"error": "the definitions loader printed no result: " + " | ".join(tail), "file": None}
+    return bool(result.get("ok")), result
 
 
 def main(argv: list[str] | None = None) -> int:

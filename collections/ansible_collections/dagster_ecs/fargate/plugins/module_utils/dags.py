@@ -1,15 +1,13 @@
 # Copyright: contributors to dagster-ecs-ansible
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Plan and validate DAG publishes (used by the dag_publish module).
+"""Plan DAG publishes (used by the dag_publish module).
 
 The manifest format itself is defined once, in ``dagster_ecs_container.manifest``, which the
-container's sync also uses; this module only compares manifests and runs the validation.
+container's sync also uses; this module only compares manifests (the validation is
+``dagster_ecs_container.inspect.run``).
 """
 
 from __future__ import annotations
-
-import json
-import subprocess
 
 
 def plan(current_files, desired_files):
@@ -32,24 +30,6 @@ def objects_to_upload(current_files, desired_files):
 def listing(files):
     """A manifest's files as diff-friendly text: one ``path  sha256[:12]  size`` line each."""
     return "".join(f"{path}  {entry.sha256[:12]}  {entry.size}\n" for path, entry in sorted((files or {}).items()))
-
-
-def validate(python, directory, module_name="definitions", timeout=180):
-    """Load the Dagster definitions in a fresh interpreter. Returns (ok, description or error dict)."""
-    command = [python, "-m", "dagster_ecs_container.inspect", str(directory), "--module", module_name]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        return False, {"error": f"loading the definitions took more than {timeout}s", "file": None}
-    except OSError as exc:
-        return False, {"error": f"cannot run {python}: {exc}", "file": None}
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    try:
-        result = json.loads(lines[-1])
-    except (IndexError, ValueError):
-        tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
-        return False, {"error": "the definitions loader printed no result: " + " | ".join(tail), "file": None}
-    return bool(result.get("ok")), result
 
 
 def prune_plan(history, live_version, keep):

@@ -205,11 +205,12 @@ except ImportError:  # AnsibleAWSModule reports the missing library
     Config = None
 
 try:
+    from dagster_ecs_container import inspect as definitions
     from dagster_ecs_container import manifest as mf
 
     HAS_MANIFEST = True
 except ImportError:
-    mf = None
+    definitions = mf = None
     HAS_MANIFEST = False
 
 from ansible.module_utils.basic import missing_required_lib
@@ -224,7 +225,6 @@ from ansible_collections.dagster_ecs.fargate.plugins.module_utils.dags import (
     objects_to_upload,
     plan,
     prune_plan,
-    validate,
 )
 
 JSON = "application/json"
@@ -448,7 +448,7 @@ def publish(module, publisher):
         module.fail_json(msg=f"DAG directory {src} holds no files to publish; nothing was uploaded")
     assets = []
     if params["validate"]:
-        ok, result = validate(
+        ok, result = definitions.run(
             params["python"] or sys.executable, src, params["definitions_module"], params["validate_timeout"]
         )
         if not ok:
