@@ -11,8 +11,8 @@ short_description: Publish a Dagster DAG directory to S3 as a validated, content
 version_added: 0.1.0
 description:
   - Validates the DAG directory first, by loading its Dagster definitions in a separate interpreter; a syntax,
-    import or definitions error fails the task naming the file and the error, before any AWS call, and nothing is
-    uploaded.
+    import or definitions error fails the task naming the file and the error, and nothing is written (the only AWS
+    call before it is the live manifest's read). Content identical to the live version is not loaded again.
   - Uploads only file contents the live version does not already reference (objects are named by their SHA-256),
     then writes the version's manifest to the history and, last, the live manifest — the commit point the
     containers' sync polls. Files deleted locally are absent from the new manifest.
@@ -446,8 +446,13 @@ def publish(module, publisher):
     files = mf.scan(src)
     if not files:
         module.fail_json(msg=f"DAG directory {src} holds no files to publish; nothing was uploaded")
+    current = publisher.read_manifest(mf.MANIFEST)
     assets = []
-    if params["validate"]:
+    if current is not None and current.version == mf.version_of(files):
+        # Already live, so it was checked when it was published (and is checked again by every task's
+        # code server): nothing to upload, nothing to load. One request.
+        assets = current.assets
+    elif params["validate"]:
         ok, result = definitions.run(
             params["python"] or sys.executable, src, params["definitions_module"], params["validate_timeout"]
         )
@@ -460,7 +465,6 @@ def publish(module, publisher):
             )
         assets = result.get("assets", [])
 
-    current = publisher.read_manifest(mf.MANIFEST)
     created_by = params["created_by"] or f"{getpass.getuser()}@{socket.gethostname()}"
     desired = mf.Manifest(
         files=files, assets=assets, created_by=created_by, previous=current.version if current else None
