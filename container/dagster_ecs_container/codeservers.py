@@ -5,9 +5,9 @@ The webserver and the daemon both load the code location from a gRPC server on a
 the sidecar starts a new ``dagster api grpc`` on the version's immutable directory. The server
 loads the definitions before it listens, so a version that does not load in this image never gets
 a socket: starting it *is* the check. Once it listens, the symlink is re-pointed with one
-``rename``, the webserver reloads the location (a reconnect, under a second), the daemon
-reconnects at its next workspace refresh (every 60 s), and the old server is stopped once nothing
-uses it any more (at once for the webserver, after ``retire_after`` seconds for the daemon).
+``rename``, the webserver reloads the location (a reconnect, under a second) and the old server
+is stopped; the daemon's gRPC channel reconnects to ``live.sock`` (now the new server) and its
+snapshot of the definitions catches up at its next workspace refresh (every 60 s).
 
 Compared with ``python_module`` locations, where the webserver and the daemon start code servers
 themselves: one Dagster import per deploy instead of two (a check, then the reload's new server);

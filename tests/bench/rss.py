@@ -28,6 +28,18 @@ from dagster_ecs_container import codeservers
 GOAL_MB = 450
 
 
+def pss_kb(pid: int) -> int:
+    """Proportional set size: shared pages split between the processes sharing them (what a task's
+    memory cgroup is charged is closer to the sum of PSS than to the sum of RSS)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def processes() -> list[dict]:
     return [
         {"pid": p.pid, "ppid": p.ppid, "sid": p.sid, "rss": p.rss_kb, "cmd": p.cmd}
@@ -92,7 +104,8 @@ def main(argv: list[str]) -> int:
             code.update({p["pid"]: p for p in descendants(bare["pid"], procs)})
         baseline = sum(p["rss"] for p in code.values()) / 1024
         worst = max(worst, total)
-        print(f"{service:<12}{total:>8.0f}{GOAL_MB:>7}   {baseline:.0f} MB")
+        pss = sum(pss_kb(p["pid"]) for p in members) / 1024
+        print(f"{service:<12}{total:>8.0f}{GOAL_MB:>7}   {baseline:.0f} MB   (PSS {pss:.0f} MB)")
         for proc in sorted(members, key=lambda p: -p["rss"]):
             print(f"{'':<4}{proc['rss'] / 1024:>8.0f}  {proc['cmd'][:90]}")
     worst = max(statistics.median(values) for values in totals.values())

@@ -147,10 +147,12 @@ def find(module, cm):
     )
     matches = [ns for ns in summaries if ns["Name"] == name and ns.get("Type") == "DNS_PRIVATE"]
     namespaces = [cm.call(f"read namespace {ns['Id']}", "get_namespace", Id=ns["Id"])["Namespace"] for ns in matches]
-    if len(namespaces) > 1:
-        if not vpc_id:
-            module.fail_json(msg=f"{len(namespaces)} private namespaces are named {name}; set vpc_id to choose one")
+    if vpc_id:
+        # Private namespace names are unique per VPC only: another VPC's namespace of the same name is
+        # never ours (taking it over would retag it, add our services to it, and tear it down later).
         namespaces = [ns for ns in namespaces if in_vpc(module, ns, vpc_id)]
+    elif len(namespaces) > 1:
+        module.fail_json(msg=f"{len(namespaces)} private namespaces are named {name}; set vpc_id to choose one")
     return namespaces[0] if namespaces else None
 
 
