@@ -2,10 +2,10 @@
 
     python tests/bench/rss.py [STATE_DIR] [--seconds 75]   # default .state/offline/runtime (after make rehearsal)
 
-Each task is sampled once a second (median and peak): after a DAG reload the webserver runs two
-code servers until the sidecar stops the superseded one, and the daemon's workspace refreshes
-every minute (the reason its code server is a supervisord program, see container/README.md), so
-one snapshot is not enough. The detailed breakdown is the last sample.
+Each task is sampled once a second (median and peak): while a new DAG version's code server
+starts, the old one still serves for a few seconds, and the daemon refreshes its workspace every
+minute, so one snapshot is not enough. The detailed breakdown is the last sample, with the
+proportional set size (PSS) beside the RSS.
 
 A task is every process of its session (supervisord, nginx, dagster-webserver or
 dagster-daemon, their code servers, the sidecar), as a container's memory is. The baseline
@@ -113,8 +113,7 @@ def main(argv: list[str]) -> int:
     verdict = "within" if worst <= GOAL_MB else "OVER"
     print(
         f"largest task: median {worst:.0f} MB, {verdict} the {GOAL_MB} MB goal; peak {peak:.0f} MB "
-        "(after a DAG reload the webserver runs two code servers until the sidecar stops the superseded one, "
-        "60 s later)"
+        "(peaks: while a new DAG version's code server starts, the old one still serves, for a few seconds)"
     )
     return 0 if worst <= GOAL_MB else 1
 
