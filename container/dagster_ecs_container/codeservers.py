@@ -19,7 +19,6 @@ task runs out of memory).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -56,10 +55,10 @@ class Server:
 
 
 def _child_setup(niceness: int):
+    # Not PR_SET_PDEATHSIG: it fires when the *thread* that started the child ends (a request of
+    # POST /_dags/sync), not the sidecar. Servers of a sidecar that died are stopped by the next
+    # one (CodeServers.stop_orphans).
     def setup() -> None:  # pragma: no cover - runs in the child between fork and exec
-        """A code server must not outlive the sidecar that owns it (supervisord restarts the sidecar)."""
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
         if niceness:
             os.nice(niceness)
 
@@ -103,6 +102,18 @@ class CodeServers:
         self.retiring: list[tuple[Server, float]] = []
         self._count = 0
 
+    def stop_orphans(self) -> int:
+        """Stop the code servers a previous sidecar of this task left (supervisord restarted it)."""
+        marker = f"--socket {self.dir}/"
+        session, count = os.getsid(0), 0
+        for proc in processes():
+            if proc.sid == session and marker in proc.cmd and "api grpc" in proc.cmd and proc.state != "Z":
+                with contextlib.suppress(OSError):
+                    os.kill(proc.pid, signal.SIGTERM)
+                    count += 1
+                    LOG.warning("stopped code server pid %d left by a previous sidecar", proc.pid)
+        return count
+
     def start(self, directory: Path, version: str) -> Server:
         """A server for ``directory``, listening; CodeServerError when its definitions do not load."""
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -120,7 +131,7 @@ class CodeServers:
             stdin=subprocess.DEVNULL,
             text=True,
             errors="replace",
-            preexec_fn=_child_setup(self.niceness),  # noqa: PLW1509 - a prctl and a nice, nothing else
+            preexec_fn=_child_setup(self.niceness),  # noqa: PLW1509 - a nice, nothing else
         )
         server = Server(version, path, process)
         threading.Thread(target=self._forward, args=(server,), name=f"codeserver-{version}", daemon=True).start()

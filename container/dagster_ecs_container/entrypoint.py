@@ -307,6 +307,7 @@ def sidecar(role: str, settings: Settings) -> int:
     # otherwise keep several alive (measured: 1.1 GB), and the daemon's gRPC channel reconnects to
     # live.sock, the new server, by itself (its workspace snapshot catches up at the 60 s refresh).
     servers = codeservers.CodeServers(settings.codeserver_dir, niceness=0 if role == "webserver" else 10)
+    servers.stop_orphans()
     deployer = Deployer(settings, role, servers)
     sync = make_sync(settings, deployer) if settings.sync_enabled else None
     if role == "webserver":  # /health answers (503) while the code server and the webserver start

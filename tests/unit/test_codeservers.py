@@ -1,0 +1,68 @@
+"""The sidecar's code servers, with real `dagster api grpc` processes (a few seconds each)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+from dagster_ecs_container.codeservers import CodeServerError, CodeServers
+
+GOOD = "import dagster as dg\n\n@dg.asset\ndef {name}():\n    return 1\n\ndefs = dg.Definitions(assets=[{name}])\n"
+
+
+def _accepts(path) -> bool:
+    with socket.socket(socket.AF_UNIX) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.fixture
+def servers(tmp_path):
+    pool = CodeServers(tmp_path / "sock", startup_timeout=60)
+    yield pool
+    pool.stop_all()
+
+
+def _version(tmp_path, name, text):
+    directory = tmp_path / name
+    directory.mkdir()
+    (directory / "definitions.py").write_text(text)
+    return directory
+
+
+def test_a_version_goes_live_only_once_its_server_listens_and_the_old_one_stops(tmp_path, servers):
+    first = servers.start(_version(tmp_path, "v1", GOOD.format(name="a")), "v1")
+    assert servers.activate(first) is None and _accepts(servers.link)
+    # Started from a thread that ends right away, as a POST /_dags/sync request's thread does: the
+    # server must outlive it (PR_SET_PDEATHSIG would have killed it with the thread).
+    started = []
+    thread = threading.Thread(
+        target=lambda: started.append(servers.start(_version(tmp_path, "v2", GOOD.format(name="b")), "v2"))
+    )
+    thread.start()
+    thread.join()
+    second = started[0]
+    time.sleep(1)
+    assert second.running, "the code server died with the thread that started it"
+    assert servers.activate(second) is first
+    servers.retire(first, now=True)
+    deadline = time.monotonic() + 20
+    while first.running and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not first.running and second.running
+    assert servers.link.resolve() == second.socket and _accepts(servers.link)
+
+
+def test_a_version_that_does_not_load_never_gets_a_socket(tmp_path, servers):
+    good = servers.start(_version(tmp_path, "ok", GOOD.format(name="a")), "ok")
+    servers.activate(good)
+    broken = _version(tmp_path, "broken", "import not_installed_anywhere\n")
+    with pytest.raises(CodeServerError, match="not_installed_anywhere"):
+        servers.start(broken, "broken")
+    assert servers.current is good and servers.link.resolve() == good.socket and good.running
+    assert servers.tick()
