@@ -31,8 +31,18 @@ def _tags(tag_list, key="Key", value="Value"):
     return {t[key]: t[value] for t in tag_list or []}
 
 
+def _claimed_by_another(tags, project: str) -> bool:
+    """Whether a Project tag names another project (``dagster-ecs-other`` shares our name prefix)."""
+    tags = tags if isinstance(tags, dict) else _tags(tags)
+    return tags.get("Project", project) != project
+
+
 def leftovers(endpoint: str, project: str, region: str = REGION) -> dict[str, list[str]]:
-    """Every resource whose name or Project tag says it belongs to ``project``."""
+    """Every resource whose name or Project tag says it belongs to ``project``.
+
+    Names are matched by prefix, so an untagged ``<project>-...`` counts as ours; a resource whose
+    Project tag names another project (whose name may start like ours) does not.
+    """
     c = clients(endpoint, region)
     found: dict[str, list[str]] = {}
 
@@ -54,7 +64,24 @@ def leftovers(endpoint: str, project: str, region: str = REGION) -> dict[str, li
         "internet_gateways",
         [i["InternetGatewayId"] for i in ec2.describe_internet_gateways(Filters=project_filter)["InternetGateways"]],
     )
-    add("buckets", [b["Name"] for b in c("s3").list_buckets()["Buckets"] if b["Name"].startswith(f"{project}-")])
+    s3 = c("s3")
+
+    def bucket_tags(name):
+        try:
+            return s3.get_bucket_tagging(Bucket=name)["TagSet"]
+        except s3.exceptions.ClientError as error:
+            if error.response["Error"]["Code"] == "NoSuchTagSet":
+                return []
+            raise
+
+    add(
+        "buckets",
+        [
+            b["Name"]
+            for b in s3.list_buckets()["Buckets"]
+            if b["Name"].startswith(f"{project}-") and not _claimed_by_another(bucket_tags(b["Name"]), project)
+        ],
+    )
     efs = c("efs")
     add(
         "file_systems",
@@ -110,18 +137,36 @@ def leftovers(endpoint: str, project: str, region: str = REGION) -> dict[str, li
         ],
     )
     iam = c("iam")
-    add("iam_roles", [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(f"{project}-")])
+    add(
+        "iam_roles",
+        [
+            r["RoleName"]
+            for r in iam.list_roles()["Roles"]
+            if r["RoleName"].startswith(f"{project}-")
+            and not _claimed_by_another(iam.list_role_tags(RoleName=r["RoleName"])["Tags"], project)
+        ],
+    )
+    logs = c("logs")
     add(
         "log_groups",
-        [g["logGroupName"] for g in c("logs").describe_log_groups(logGroupNamePrefix=f"/ecs/{project}")["logGroups"]],
+        [
+            g["logGroupName"]
+            for g in logs.describe_log_groups(logGroupNamePrefix=f"/ecs/{project}")["logGroups"]
+            if not _claimed_by_another(logs.list_tags_log_group(logGroupName=g["logGroupName"])["tags"], project)
+        ],
     )
     elb = c("elbv2")
+
+    def elb_tags(arn):
+        return elb.describe_tags(ResourceArns=[arn])["TagDescriptions"][0]["Tags"]
+
     add(
         "load_balancers",
         [
             lb["LoadBalancerName"]
             for lb in elb.describe_load_balancers()["LoadBalancers"]
             if lb["LoadBalancerName"].startswith(f"{project}-")
+            and not _claimed_by_another(elb_tags(lb["LoadBalancerArn"]), project)
         ],
     )
     add(
@@ -130,6 +175,7 @@ def leftovers(endpoint: str, project: str, region: str = REGION) -> dict[str, li
             tg["TargetGroupName"]
             for tg in elb.describe_target_groups()["TargetGroups"]
             if tg["TargetGroupName"].startswith(f"{project}-")
+            and not _claimed_by_another(elb_tags(tg["TargetGroupArn"]), project)
         ],
     )
     ecs = c("ecs")
@@ -146,13 +192,25 @@ def leftovers(endpoint: str, project: str, region: str = REGION) -> dict[str, li
         ],
     )
     sd = c("servicediscovery")
-    add("namespaces", [n["Name"] for n in sd.list_namespaces()["Namespaces"] if n["Name"] == f"{project}.local"])
+
+    def sd_tags(arn):
+        return sd.list_tags_for_resource(ResourceARN=arn)["Tags"]
+
+    add(
+        "namespaces",
+        [
+            n["Name"]
+            for n in sd.list_namespaces()["Namespaces"]
+            if n["Name"] == f"{project}.local" and not _claimed_by_another(sd_tags(n["Arn"]), project)
+        ],
+    )
     add(
         "discovery_services",
         [
             s["Name"] + "@" + s["Id"]
             for s in sd.list_services()["Services"]
             if s.get("Description", "").startswith(f"{project} ")
+            and not _claimed_by_another(sd_tags(s["Arn"]), project)
         ],
     )
     aas = c("application-autoscaling")

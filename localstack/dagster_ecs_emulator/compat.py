@@ -605,6 +605,43 @@ class S3PolicySecureTransport(Shim):
         FakeBucket.get_permission = get_permission
 
 
+class CloudMapPrivateZoneVpc(Shim):
+    """A Cloud Map private DNS namespace's hosted zone is not associated with its VPC in moto.
+
+    On AWS, ``CreatePrivateDnsNamespace`` creates a private Route 53 hosted zone associated
+    with the namespace's VPC, and ``GetHostedZone`` lists that VPC. moto creates the zone with
+    no VPC. ``dagster_ecs.fargate.cloudmap_namespace`` tells same-named namespaces of different
+    VPCs apart by their zone's VPCs, so with another VPC's ``<project>.local`` present it found
+    neither and teardown left the project's own namespace behind. We associate the namespace's
+    VPC with its zone once moto has created both.
+    """
+
+    name = "cloudmap-private-zone-vpc"
+    summary = "Cloud Map private DNS namespaces' hosted zones list their VPC (dagster_ecs.fargate.cloudmap_namespace)"
+    _target = "Route53AutoNaming_v20170314.CreatePrivateDnsNamespace"
+
+    def matches(self, environ):
+        return environ.get("HTTP_X_AMZ_TARGET", "") == self._target
+
+    def after(self, exchange):
+        if not exchange.ok:
+            return
+        from moto.route53.models import route53_backends
+        from moto.servicediscovery.models import servicediscovery_backends
+        from moto.utilities.utils import get_partition
+
+        account, region = moto_scope(exchange.environ)
+        backend = servicediscovery_backends[account][region]
+        operation = backend.operations.get(exchange.json().get("OperationId"))
+        namespace = backend.namespaces.get(operation.targets.get("NAMESPACE")) if operation else None
+        zone_id = (namespace.dns_properties or {}).get("HostedZoneId") if namespace else None
+        if not zone_id or not namespace.vpc:
+            return
+        zone = route53_backends[account][get_partition(region)].get_hosted_zone(zone_id)
+        if not any(vpc.get("vpc_id") == namespace.vpc for vpc in zone.vpcs):
+            zone.add_vpc(namespace.vpc, region)
+
+
 SHIMS: list[Shim] = [
     EfsLegacyTags(),
     EcsClusterCapacityProviders(),
@@ -617,6 +654,7 @@ SHIMS: list[Shim] = [
     EcsCreateServiceSettings(),
     AppAutoscalingTags(),
     S3PolicySecureTransport(),
+    CloudMapPrivateZoneVpc(),
 ]
 
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import boto3
 import pytest
-from aws_inventory import leftovers
+from aws_inventory import clients, leftovers
 from conftest import OFFLINE_CREDENTIALS, ROOT, free_port, run_playbook
 
 pytestmark = pytest.mark.integration
@@ -39,12 +38,7 @@ def env(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def aws(env):
-    session = boto3.session.Session(
-        aws_access_key_id=OFFLINE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=OFFLINE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        region_name=REGION,
-    )
-    return lambda service: session.client(service, endpoint_url=env["endpoint"])
+    return clients(env["endpoint"], REGION)
 
 
 @pytest.fixture(scope="module")
