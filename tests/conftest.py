@@ -111,13 +111,8 @@ class PlaybookRun:
         return names
 
 
-def run_playbook(playbook, *args, inventory=None, extra_vars=None, env=None, timeout=1800) -> PlaybookRun:
-    command = [str(BIN / "ansible-playbook"), str(playbook)]
-    if inventory:
-        command += ["-i", str(inventory)]
-    for key, value in (extra_vars or {}).items():
-        command += ["-e", f"{key}={value}"]
-    command += list(args)
+def playbook_environment(extra=None) -> dict[str, str]:
+    """The environment ansible-playbook runs with in the tests: the venv first, plain output."""
     environment = dict(os.environ)
     environment.update(
         PATH=f"{BIN}{os.pathsep}{environment.get('PATH', '')}",
@@ -125,11 +120,21 @@ def run_playbook(playbook, *args, inventory=None, extra_vars=None, env=None, tim
         ANSIBLE_FORCE_COLOR="0",
         PYTHONUNBUFFERED="1",
     )
-    environment.update(env or {})
+    environment.update(extra or {})
+    return environment
+
+
+def run_playbook(playbook, *args, inventory=None, extra_vars=None, env=None, timeout=1800) -> PlaybookRun:
+    command = [str(BIN / "ansible-playbook"), str(playbook)]
+    if inventory:
+        command += ["-i", str(inventory)]
+    for key, value in (extra_vars or {}).items():
+        command += ["-e", f"{key}={value}"]
+    command += list(args)
     proc = subprocess.run(
         command,
         cwd=ROOT,
-        env=environment,
+        env=playbook_environment(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -81,6 +81,8 @@ def cmd_start(args) -> dict:
     command = [sys.executable, "-m", "dagster_ecs_emulator", "serve", "--host", args.host, "--port", str(args.port)]
     for shim in args.disable_shim:
         command += ["--disable-shim", shim]
+    if args.faults:
+        command += ["--faults", args.faults]
     with open(log_file, "ab") as log:
         proc = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
@@ -148,10 +150,11 @@ def cmd_status(args) -> dict:
 
 
 def cmd_serve(args) -> dict | None:
+    from .faults import startup_rules
     from .server import serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    serve(args.host, args.port, args.disable_shim)
+    serve(args.host, args.port, args.disable_shim, startup_rules(args.faults))
     return None
 
 
@@ -195,6 +198,11 @@ def main(argv: list[str] | None = None) -> int:
             default=[],
             metavar="NAME",
             help="serve without this compatibility shim (tests use it to prove a shim is needed)",
+        )
+        p.add_argument(
+            "--faults",
+            metavar="FILE",
+            help="fault rules (JSON) to start with; default $DAGSTER_ECS_EMULATOR_FAULTS (see faults.py)",
         )
     rt = sub.add_parser("runtime", help="the local ECS runtime: run the emulated ECS services as host processes")
     rt.set_defaults(func=cmd_runtime)

@@ -18,6 +18,7 @@ from werkzeug.serving import make_server
 
 from . import __version__
 from .compat import SHIMS, CompatLayer
+from .faults import FaultInjector
 
 LOG = logging.getLogger("dagster_ecs_emulator")
 
@@ -39,8 +40,8 @@ class HealthEndpoint:
         return self.app(environ, start_response)
 
 
-def build_app(disabled_shims: Iterable[str] = ()):
-    """Return the WSGI application: moto + compatibility shims + health endpoint."""
+def build_app(disabled_shims: Iterable[str] = (), faults: Iterable[dict] = ()):
+    """Return the WSGI application: moto + compatibility shims + fault injection + health endpoint."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     disabled = set(disabled_shims)
@@ -50,17 +51,17 @@ def build_app(disabled_shims: Iterable[str] = ()):
     shims = [shim for shim in SHIMS if shim.name not in disabled]
     for shim in shims:
         shim.install()
-    app = CompatLayer(DomainDispatcherApplication(create_backend_app), shims)
+    app = FaultInjector(CompatLayer(DomainDispatcherApplication(create_backend_app), shims), faults)
     return HealthEndpoint(app, (shim.name for shim in shims))
 
 
-def serve(host: str, port: int, disabled_shims: Iterable[str] = ()) -> None:
+def serve(host: str, port: int, disabled_shims: Iterable[str] = (), faults: Iterable[dict] = ()) -> None:
     """Serve until SIGTERM/SIGINT."""
     from moto.moto_server.werkzeug_app import MotoRequestHandler
 
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError(f"refusing to bind {host}: the emulator serves loopback only")
-    app = build_app(disabled_shims)
+    app = build_app(disabled_shims, faults)
     server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
 
     def _stop(signum, _frame):
