@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
@@ -20,6 +21,7 @@ class ActionModule(ActionBase):
         args = dict(self._task.args)
         timeout = int(args.get("timeout", 600))
         interval = max(1, int(args.get("interval", 10)))
+        fail_on_unhealthy = boolean(args.get("fail_on_unhealthy", True), strict=False)
         args["fail_on_unhealthy"] = False
         module = self._task.resolved_action or "dagster_ecs.fargate.stack_health"
         host = task_vars.get("inventory_hostname", "") if task_vars else ""
@@ -33,7 +35,7 @@ class ActionModule(ActionBase):
             elapsed = time.monotonic() - started
             waiting = "; ".join(f"{name}: {result['checks'][name]['detail']}" for name in result.get("unhealthy", []))
             if elapsed + interval > timeout:
-                result["failed"] = True
+                result["failed"] = fail_on_unhealthy
                 result["msg"] = f"Dagster is not healthy after {elapsed:.0f}s (timeout {timeout}s): {waiting}"
                 break
             display.display(

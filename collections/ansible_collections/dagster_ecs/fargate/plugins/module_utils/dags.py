@@ -38,10 +38,10 @@ def prune_plan(history, live_version, keep):
     ``history`` is a list of ``(version, last_modified)``.
     """
     ordered = sorted(history, key=lambda item: item[1], reverse=True)
-    kept = [version for version, _ in ordered[:keep]]
+    kept = [version for version, _modified in ordered[:keep]]
     if live_version and live_version not in kept:
         kept.append(live_version)
-    return [version for version, _ in ordered if version not in kept], kept
+    return [version for version, _modified in ordered if version not in kept], kept
 
 
 # A new bundle is built when none exists and the version has at least BUNDLE_MIN_FILES files, or when

@@ -16,7 +16,7 @@ description:
     of creating a policy, but cannot tag it and never deregisters it, so deleting the policies leaves the target behind.
   - Supports check mode and diff mode.
 author:
-  - dagster-ecs-ansible contributors
+  - dagster-ecs-ansible contributors (@dagster-ecs-ansible)
 options:
   service_namespace:
     description: Namespace of the scaled service.

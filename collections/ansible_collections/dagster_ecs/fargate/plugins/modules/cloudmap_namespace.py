@@ -12,12 +12,12 @@ version_added: 0.1.0
 description:
   - Creates, converges or deletes a Cloud Map (service discovery) private DNS namespace, the name space ECS
     services register their tasks in so that they find each other by DNS inside a VPC.
-  - Fills a gap: neither amazon.aws nor community.aws has a Cloud Map module.
+  - "Fills a gap: neither amazon.aws nor community.aws has a Cloud Map module."
   - Cloud Map creates and deletes namespaces asynchronously; the module waits for the operation to finish.
   - The description and tags are converged; the name and VPC identify the namespace.
   - Supports check mode and diff mode.
 author:
-  - dagster-ecs-ansible contributors
+  - dagster-ecs-ansible contributors (@dagster-ecs-ansible)
 options:
   name:
     description: DNS name of the namespace, for example V(dagster-ecs.local).

@@ -12,13 +12,13 @@ version_added: 0.1.0
 description:
   - Creates, converges or deletes a Cloud Map service, the registry an ECS service points its
     C(serviceRegistries) at so that its tasks are found by DNS (C(<service>.<namespace>)).
-  - Fills a gap: neither amazon.aws nor community.aws has a Cloud Map module.
+  - "Fills a gap: neither amazon.aws nor community.aws has a Cloud Map module."
   - The description and the DNS records (types and TTL) are converged in place. The routing policy and the
     custom health check cannot be changed by Cloud Map; when they differ the module fails and names the
     difference (delete the service to change them).
   - Supports check mode and diff mode.
 author:
-  - dagster-ecs-ansible contributors
+  - dagster-ecs-ansible contributors (@dagster-ecs-ansible)
 options:
   name:
     description: Service name, the first label of its DNS name.

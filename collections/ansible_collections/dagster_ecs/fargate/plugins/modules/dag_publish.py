@@ -29,7 +29,7 @@ description:
   - The manifest format is defined once, in the C(dagster_ecs_container.manifest) Python module, which the
     container's sync also uses.
 author:
-  - dagster-ecs-ansible contributors
+  - dagster-ecs-ansible contributors (@dagster-ecs-ansible)
 requirements:
   - dagster-ecs-container (the project's container package; C(make venv) installs it)
 options:
@@ -335,12 +335,18 @@ class Publisher:
         except BOTO_ERRORS as e:
             self.fail_aws(e, "write the manifest")
 
-    def prune(self, live_version, keep):
+    def prune(self, live, keep):
         """Delete manifests beyond ``keep`` and the objects no kept manifest references. Returns objects deleted."""
         history = self.history()
         if len(history) <= keep:
             return 0
-        drop, kept = prune_plan(history, live_version, keep)
+        drop, kept = prune_plan(history, live.version, keep)
+        # Also kept: what `rollback previous` restores, and the version the live bundle was built from
+        # (the next publish compares the bundle with that version's files).
+        for version in (live.previous, live.bundle.version if live.bundle else None):
+            if version in drop:
+                drop.remove(version)
+                kept.append(version)
         referenced = set()
         for version in kept:
             kept_manifest = self.read_manifest(f"{mf.HISTORY}{version}.json")
@@ -381,12 +387,13 @@ def notify(module, version):
     try:
         secret = client(module, "secretsmanager").get_secret_value(SecretId=params["notify_secret"])
         credentials = json.loads(secret["SecretString"])
+        username, password = credentials["username"], credentials["password"]
     except BOTO_ERRORS as exc:  # the version is published: the tasks take it at their next poll
         code = getattr(exc, "response", {}).get("Error", {}).get("Code") or type(exc).__name__
         live["error"] = f"cannot read the basic-auth credentials {params['notify_secret']} ({code})"
         module.warn(f"Not notifying the webserver: {live['error']}")
         return live
-    except (KeyError, ValueError):
+    except (KeyError, TypeError, ValueError):
         live["error"] = f"secret {params['notify_secret']} is not JSON with username and password"
         module.warn(f"Not notifying the webserver: {live['error']}")
         return live
@@ -395,8 +402,8 @@ def notify(module, version):
         response = open_url(
             url,
             method="POST",
-            url_username=credentials["username"],
-            url_password=credentials["password"],
+            url_username=username,
+            url_password=password,
             force_basic_auth=True,
             timeout=params["notify_timeout"],
             headers={"Content-Type": JSON},
@@ -508,7 +515,7 @@ def publish(module, publisher):
     if not module.check_mode:
         publisher.upload_objects(src, files, hashes, extra=bundle_bytes)
         publisher.commit(desired)
-        result["deleted_objects"] = publisher.prune(desired.version, params["keep_versions"])
+        result["deleted_objects"] = publisher.prune(desired, params["keep_versions"])
     finish(module, True, desired.version, dict(diff=_diff(current, desired), **result))
 
 
@@ -599,7 +606,8 @@ def main():
             created_by=dict(type="str"),
             concurrency=dict(type="int", default=16),
             notify_url=dict(type="str"),
-            notify_secret=dict(type="str"),
+            # The secret's name or ARN, not its value.
+            notify_secret=dict(type="str", no_log=False),
             notify_timeout=dict(type="int", default=60),
         ),
         required_if=[("state", "present", ["src"]), ("state", "rollback", ["version"])],

@@ -16,7 +16,7 @@ description:
     M(community.docker.docker_login); use C(no_log) on the task.
   - Fills a gap. No amazon.aws or community.aws module lists images or returns an ECR login.
 author:
-  - dagster-ecs-ansible contributors
+  - dagster-ecs-ansible contributors (@dagster-ecs-ansible)
 options:
   repository_name:
     description: Repository name.

@@ -15,7 +15,7 @@ description:
     M(community.aws.ecs_tag) covers ECS resources only.
   - Supports check mode and diff mode.
 author:
-  - dagster-ecs-ansible contributors
+  - dagster-ecs-ansible contributors (@dagster-ecs-ansible)
 options:
   repository_name:
     description: Name of the repository.

@@ -22,7 +22,7 @@ description:
   - O(state=absent) deregisters every C(ACTIVE) revision of the family.
   - Supports check mode and diff mode; the diff shows the fields that differ.
 author:
-  - dagster-ecs-ansible contributors
+  - dagster-ecs-ansible contributors (@dagster-ecs-ansible)
 options:
   family:
     description: Task definition family.

@@ -18,7 +18,7 @@ description:
   - The C(Name) tag is always O(name); O(tags) sets the others, and O(purge_tags) never removes C(Name).
   - Supports check mode and diff mode.
 author:
-  - dagster-ecs-ansible contributors
+  - dagster-ecs-ansible contributors (@dagster-ecs-ansible)
 options:
   file_system_id:
     description: Id of the file system (C(fs-...)).

@@ -21,7 +21,7 @@ description:
     what it is waiting for, until all pass or the timeout expires; the failure message names what is unhealthy.
   - Read-only, so it runs the same way in check mode.
 author:
-  - dagster-ecs-ansible contributors
+  - dagster-ecs-ansible contributors (@dagster-ecs-ansible)
 options:
   url:
     description: Base URL of the deployment (the load balancer, or the local runtime's nginx), without a trailing path.
@@ -216,7 +216,11 @@ def check_dagster(module, checks):
     if status != 200:
         checks["graphql"] = {"ok": False, "detail": f"HTTP {status}" if status else body.decode(errors="replace")[:80]}
         return
-    data = (json.loads(body) or {}).get("data") or {}
+    try:
+        data = (json.loads(body) or {}).get("data") or {}
+    except (ValueError, AttributeError):  # not JSON, or not a JSON object: not Dagster's GraphQL answer
+        checks["graphql"] = {"ok": False, "detail": "not a GraphQL answer: " + body.decode(errors="replace")[:80]}
+        return
     workspace = data.get("workspaceOrError") or {}
     entries = workspace.get("locationEntries") or []
     broken = [

@@ -1,0 +1,291 @@
+"""Test harness for the collection's modules: in-process runs, an AWS call interceptor, a local HTTP server.
+
+The fixtures that use it are in conftest.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import io
+import json
+import socket
+import threading
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+from unittest import mock
+
+from ansible.module_utils.common import warnings as _warnings
+from ansible.module_utils.testing import patch_module_args
+from botocore.exceptions import ClientError
+
+REGION = "ap-southeast-2"
+ACCOUNT = "123456789012"  # moto's default account
+
+
+def run_module(module, args=None, *, check_mode=False, diff=True) -> dict:
+    """Run ``module.main()`` with ``args``; the result it printed (``failed: true`` when it failed).
+
+    An exception the module does not catch propagates, as it would crash the module under Ansible.
+    """
+    args = {"region": REGION, **(args or {})}
+    if check_mode:
+        args["_ansible_check_mode"] = True
+    if diff:
+        args["_ansible_diff"] = True
+    out = io.StringIO()
+    # a module process starts with no warnings; in-process runs would accumulate them
+    fresh = mock.patch.multiple(_warnings, _global_warnings={}, _global_deprecations={})
+    with patch_module_args(args), fresh, contextlib.redirect_stdout(out):
+        try:
+            module.main()
+        except SystemExit as exit_:
+            code = exit_.code
+        else:
+            raise AssertionError(f"{module.__name__} returned without exit_json or fail_json")
+    result = json.loads(out.getvalue())
+    assert bool(code) == bool(result.get("failed")), f"exit code {code} but result {result}"
+    return result
+
+
+def warnings_of(result) -> list[str]:
+    """The warning messages of a result (ansible-core 2.19 returns them as event summaries)."""
+    return [w["event"]["msg"] if isinstance(w, dict) else w for w in result.get("warnings", [])]
+
+
+# --- AWS --------------------------------------------------------------------------------------
+
+
+def client_error(operation, code, message="injected by the test", status=400):
+    return ClientError(
+        {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}, operation
+    )
+
+
+@dataclass
+class Rule:
+    operation: str
+    service: str | None
+    times: int | None  # None: every call
+    action: Any  # an exception to raise, or a callable(original, params) -> response
+
+    def applies(self, service, operation):
+        return (
+            self.operation == operation
+            and (self.service is None or self.service == service)
+            and (self.times is None or self.times > 0)
+        )
+
+
+@dataclass
+class FakeAws:
+    calls: list = field(default_factory=list)
+    sleeps: list = field(default_factory=list)
+    rules: list = field(default_factory=list)
+    autoscaling_tags: dict = field(default_factory=dict)
+    clients: dict = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # --- what the tests use
+    def fail(self, operation, code="AccessDeniedException", *, times=None, status=400, service=None, exception=None):
+        """Make ``operation`` raise (a ClientError with ``code``, or ``exception``), ``times`` times or always."""
+        error = exception or client_error(operation, code, status=status)
+        self.rules.append(Rule(operation, service, times, error))
+
+    def answer(self, operation, response, *, times=None, service=None):
+        """Answer ``operation`` with ``response`` (a dict, or ``callable(original, params)``) instead of moto."""
+        action = response if callable(response) else (lambda original, params: response)
+        self.rules.append(Rule(operation, service, times, action))
+
+    def forget(self):
+        """Forget the calls so far (a fixture's set-up) and the retry sleeps."""
+        with self.lock:
+            self.calls.clear()
+            self.sleeps.clear()
+
+    def count(self, operation, service=None):
+        return sum(1 for s, op, _ in self.calls if op == operation and (service is None or s == service))
+
+    def params(self, operation):
+        """The parameters of every call of ``operation``."""
+        return [params for _, op, params in self.calls if op == operation]
+
+    def client(self, service):
+        """A boto3 client for the test's own set-up and checks (one per service)."""
+        import boto3
+
+        if service not in self.clients:
+            self.clients[service] = boto3.client(service, region_name=REGION)
+        return self.clients[service]
+
+    # --- the interceptor
+    def intercept(self, original):
+        fake = self
+
+        def _make_api_call(client, operation, params):
+            service = client.meta.service_model.service_name
+            with fake.lock:
+                fake.calls.append((service, operation, dict(params)))
+                rule = next((r for r in fake.rules if r.applies(service, operation)), None)
+                if rule and rule.times is not None:
+                    rule.times -= 1
+
+            def call(p=params):
+                return original(client, operation, p)
+
+            if rule is not None:
+                if isinstance(rule.action, BaseException):
+                    raise rule.action
+                return rule.action(call, params)
+            emulate = getattr(fake, f"_emulate_{service.replace('-', '_')}_{operation}", None)
+            return emulate(call, params) if emulate else call()
+
+        return _make_api_call
+
+    # --- moto 5.2.5 gaps, emulated as AWS behaves (see the emulator's compat shims) ----------
+    def _emulate_application_autoscaling_RegisterScalableTarget(self, call, params):
+        response = call()
+        self.autoscaling_tags.setdefault(response["ScalableTargetARN"], {}).update(params.get("Tags") or {})
+        return response
+
+    def _autoscaling_arn_known(self, arn):
+        if arn not in self.autoscaling_tags:
+            raise client_error("ListTagsForResource", "ResourceNotFoundException", f"No scalable target {arn}")
+        return self.autoscaling_tags[arn]
+
+    def _emulate_application_autoscaling_ListTagsForResource(self, call, params):
+        return {"Tags": dict(self._autoscaling_arn_known(params["ResourceARN"]))}
+
+    def _emulate_application_autoscaling_TagResource(self, call, params):
+        self._autoscaling_arn_known(params["ResourceARN"]).update(params["Tags"])
+        return {}
+
+    def _emulate_application_autoscaling_UntagResource(self, call, params):
+        tags = self._autoscaling_arn_known(params["ResourceARN"])
+        for key in params["TagKeys"]:
+            tags.pop(key, None)
+        return {}
+
+    def _emulate_application_autoscaling_DeregisterScalableTarget(self, call, params):
+        found = self.client("application-autoscaling").describe_scalable_targets(
+            ServiceNamespace=params["ServiceNamespace"], ResourceIds=[params["ResourceId"]]
+        )
+        response = call()
+        for target in found["ScalableTargets"]:
+            self.autoscaling_tags.pop(target.get("ScalableTargetARN"), None)
+        return response
+
+    def _emulate_servicediscovery_CreatePrivateDnsNamespace(self, call, params):
+        """AWS associates the namespace's private hosted zone with its VPC; moto does not."""
+        from moto.route53.models import route53_backends
+        from moto.servicediscovery.models import servicediscovery_backends
+
+        response = call()
+        backend = servicediscovery_backends[ACCOUNT][REGION]
+        namespace = backend.namespaces[backend.operations[response["OperationId"]].targets["NAMESPACE"]]
+        zone = route53_backends[ACCOUNT]["aws"].get_hosted_zone(namespace.dns_properties["HostedZoneId"])
+        zone.add_vpc(namespace.vpc, REGION)
+        return response
+
+    @staticmethod
+    def _filtered(call, params, key, fields):
+        """AWS applies ListNamespaces/ListServices ``Filters``; moto ignores them."""
+        response = call()
+        for flt in params.get("Filters") or []:
+            field_of = fields.get(flt["Name"])
+            if field_of:
+                response[key] = [item for item in response[key] if field_of(item) in flt["Values"]]
+        return response
+
+    def _emulate_servicediscovery_ListNamespaces(self, call, params):
+        fields = {"TYPE": lambda item: item.get("Type"), "NAME": lambda item: item.get("Name")}
+        return self._filtered(call, params, "Namespaces", fields)
+
+    def _emulate_servicediscovery_ListServices(self, call, params):
+        from moto.servicediscovery.models import servicediscovery_backends
+
+        services = servicediscovery_backends[ACCOUNT][REGION].services
+        # a service summary carries no namespace id: moto's service object knows it
+        fields = {"NAMESPACE_ID": lambda item: services[item["Id"]].namespace_id}
+        return self._filtered(call, params, "Services", fields)
+
+
+class FakeClock:
+    """``time`` for module_utils.common: sleeping advances it at once."""
+
+    def __init__(self):
+        self.now = 1000.0
+        self.sleeps = []
+
+    def monotonic(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+# --- HTTP ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes | str | dict | list = b""
+    headers: dict = field(default_factory=dict)
+
+
+class LocalServer:
+    """Answers ``routes[(method, path)]``: a Reply, a list of Replies (one per request, the last repeats)
+    or ``callable(request) -> Reply``. Unknown paths get 404. ``requests`` records what came in."""
+
+    def __init__(self):
+        self.routes = {}
+        self.requests = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _serve(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                request = SimpleNamespace(
+                    method=self.command, path=self.path, headers=dict(self.headers), body=self.rfile.read(length)
+                )
+                server.requests.append(request)
+                reply = server.routes.get((self.command, self.path), Reply(404, b"not found"))
+                if isinstance(reply, list):
+                    reply = reply.pop(0) if len(reply) > 1 else reply[0]
+                if callable(reply):
+                    reply = reply(request)
+                body = reply.body
+                if isinstance(body, dict | list):
+                    body = json.dumps(body)
+                if isinstance(body, str):
+                    body = body.encode()
+                self.send_response(reply.status)
+                for key, value in reply.headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _serve
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def closed_port_url():
+    """A loopback URL nothing listens on (the port was free a moment ago)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"

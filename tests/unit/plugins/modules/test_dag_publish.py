@@ -1,0 +1,655 @@
+"""dag_publish: content-addressed DAG versions in S3 (moto's S3 and Secrets Manager, a loopback webserver).
+
+The definitions' validation (a Dagster import in a subprocess, seconds) is replaced by a recording fake,
+except in one test that runs the real loader on a directory it rejects before importing Dagster.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+import pytest
+from ansible_collections.dagster_ecs.fargate.plugins.modules import dag_publish
+from botocore.exceptions import EndpointConnectionError
+from dagster_ecs_container import manifest as mf
+
+from unit.plugins.harness import ACCOUNT, Reply, client_error, closed_port_url, warnings_of
+
+BUCKET = "dagster-ecs-dags"
+SECRET = "dagster-ecs/basic-auth"
+
+
+@pytest.fixture
+def s3(aws):
+    client = aws.client("s3")
+    client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "ap-southeast-2"})
+    aws.forget()
+    return client
+
+
+@pytest.fixture
+def validated(monkeypatch):
+    """The definitions' loader, faked: it records its calls and answers ``validated.answer``."""
+
+    class Loader:
+        calls = []
+        answer = (True, {"assets": ["raw_orders", "daily_revenue"]})
+
+        def __call__(self, python, src, module, timeout):
+            self.calls.append((python, src, module, timeout))
+            return self.answer
+
+    loader = Loader()
+    monkeypatch.setattr(dag_publish.definitions, "run", loader)
+    return loader
+
+
+def write(directory, files):
+    for path, content in files.items():
+        target = directory / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+    return directory
+
+
+@pytest.fixture
+def src(tmp_path):
+    return write(tmp_path / "dags", {"definitions.py": "defs = 1\n", "lib/util.py": "X = 1\n"})
+
+
+def publish(run_module, src, **extra):
+    return run_module(dag_publish, {"bucket": BUCKET, "src": str(src), "created_by": "tester", **extra})
+
+
+def keys(s3, prefix="dags/"):
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", []))
+
+
+def live(s3):
+    return mf.Manifest.from_json(s3.get_object(Bucket=BUCKET, Key="dags/manifest.json")["Body"].read())
+
+
+def backdate(s3_key, minutes):
+    """Give an object an older LastModified (S3 keeps seconds: publishes in one second would tie)."""
+    from moto.s3.models import s3_backends
+
+    key = s3_backends[ACCOUNT]["aws"].buckets[BUCKET].keys[s3_key]
+    key.last_modified = key.last_modified - datetime.timedelta(minutes=minutes)
+
+
+def publish_versions(run_module, s3, src, count, **extra):
+    """Publish ``count`` versions (one file changed each time); the older a history manifest, the older its
+    LastModified, and all are older than the next publish."""
+    versions = []
+    for i in range(count):
+        write(src, {"lib/util.py": f"X = {i}\n"})
+        versions.append(publish(run_module, src, **extra)["version"])
+        for key in keys(s3, "dags/manifests/"):
+            backdate(key, 1)
+    return versions
+
+
+# --- publish ----------------------------------------------------------------------------------------
+
+
+def test_first_publish_uploads_everything(run_module, s3, src, validated, aws):
+    result = publish(run_module, src)
+    assert result["changed"]
+    files = mf.scan(src)
+    assert result["version"] == mf.version_of(files)
+    assert result["previous_version"] is None
+    assert result["added"] == ["definitions.py", "lib/util.py"] and result["changed_files"] == result["removed"] == []
+    assert result["uploaded"] == 2 and result["files"] == 2 and result["deleted_objects"] == 0
+    assert result["assets"] == ["raw_orders", "daily_revenue"]
+    assert result["bundle"] == "none" and result["manifest_key"] == "dags/manifest.json"
+    assert (
+        result["diff"]["before_header"] == "(nothing published)" and result["diff"]["after_header"] == result["version"]
+    )
+    assert "definitions.py  " in result["diff"]["after"] and result["diff"]["before"] == ""
+    manifest = live(s3)
+    assert manifest.version == result["version"] and manifest.created_by == "tester"
+    assert manifest.assets == result["assets"]
+    assert keys(s3) == sorted(
+        ["dags/manifest.json", f"dags/manifests/{result['version']}.json"]
+        + [f"dags/objects/{entry.sha256}" for entry in files.values()]
+    )
+    head = s3.head_object(Bucket=BUCKET, Key="dags/manifest.json")
+    assert head["ContentType"] == "application/json" and head["CacheControl"] == "no-cache"
+    (python, called_src, module, timeout) = validated.calls[0]
+    assert str(called_src) == str(src) and module == "definitions" and timeout == 180
+
+
+def test_unchanged_is_one_read_and_no_validation(run_module, s3, src, validated, aws):
+    first = publish(run_module, src)
+    aws.forget()
+    validated.calls.clear()
+    result = publish(run_module, src)
+    assert not result["changed"]
+    assert result["version"] == first["version"] and result["uploaded"] == 0
+    assert result["assets"] == first["assets"]
+    assert [op for _, op, _ in aws.calls] == ["GetObject"]
+    assert validated.calls == []
+
+
+def test_a_change_uploads_only_new_content(run_module, s3, src, validated, aws):
+    first = publish(run_module, src)
+    write(src, {"lib/util.py": "X = 2\n", "lib/new.py": "Y = 1\n", "lib/same.py": "defs = 1\n"})
+    (src / "definitions.py").rename(src / "renamed.py")
+    aws.forget()
+    result = publish(run_module, src)
+    assert result["changed"] and result["previous_version"] == first["version"]
+    assert result["added"] == ["lib/new.py", "lib/same.py", "renamed.py"]
+    assert result["changed_files"] == ["lib/util.py"] and result["removed"] == ["definitions.py"]
+    assert result["uploaded"] == 2  # util.py and new.py; same.py and renamed.py have known content
+    assert aws.count("PutObject") == 4  # two objects, the history manifest, the live one (last)
+    assert aws.params("PutObject")[-1]["Key"] == "dags/manifest.json"
+    assert live(s3).previous == first["version"]
+
+
+def test_ignored_files_are_not_published(run_module, s3, src, validated):
+    write(src, {"__pycache__/x.pyc": "", "tests/test_x.py": "", ".hidden": "", "a.py~": ""})
+    assert publish(run_module, src)["files"] == 2
+
+
+def test_check_mode_writes_nothing(run_module, s3, src, validated, aws):
+    result = publish(run_module, src, _ansible_check_mode=True)
+    assert result["changed"] and result["uploaded"] == 2
+    assert keys(s3) == []
+    assert aws.count("PutObject") == 0
+
+
+def test_validation_failure_publishes_nothing(run_module, s3, src, validated, aws):
+    validated.answer = (False, {"error": "SyntaxError: invalid syntax", "file": "definitions.py:3"})
+    result = publish(run_module, src, python="/opt/python", definitions_module="defs", validate_timeout=5)
+    assert result["failed"]
+    assert result["msg"] == (
+        f"The DAGs in {src} do not load, nothing was published. definitions.py:3: SyntaxError: invalid syntax"
+    )
+    assert result["file"] == "definitions.py:3" and result["error"] == "SyntaxError: invalid syntax"
+    assert validated.calls[0][0] == "/opt/python" and validated.calls[0][2:] == ("defs", 5)
+    assert keys(s3) == [] and aws.count("PutObject") == 0
+
+
+def test_validation_failure_without_a_file(run_module, s3, src, validated):
+    validated.answer = (False, {"error": "loading took more than 5s", "file": None})
+    result = publish(run_module, src)
+    assert result["msg"].endswith("nothing was published. loading took more than 5s")
+
+
+def test_real_loader_rejects_a_directory_without_definitions(run_module, s3, tmp_path):
+    """dagster_ecs_container.inspect in a subprocess; it answers before importing Dagster."""
+    src = write(tmp_path / "dags", {"other.py": "X = 1\n"})
+    result = publish(run_module, src)
+    assert result["failed"] and "do not load, nothing was published" in result["msg"]
+    assert "no definitions.py in" in result["error"]
+
+
+def test_without_validation(run_module, s3, src, validated):
+    result = publish(run_module, src, validate=False)
+    assert result["changed"] and result["assets"] == [] and validated.calls == []
+
+
+@pytest.mark.parametrize("make", [lambda tmp: tmp / "missing", lambda tmp: tmp])
+def test_missing_or_empty_directory(run_module, s3, tmp_path, validated, make):
+    src = make(tmp_path)
+    result = publish(run_module, src)
+    assert result["failed"]
+    assert result["msg"] in (
+        f"DAG directory {src} does not exist",
+        f"DAG directory {src} holds no files to publish; nothing was uploaded",
+    )
+
+
+def test_arguments(run_module, aws, src, validated):
+    assert "src" in run_module(dag_publish, {"bucket": BUCKET})["msg"]
+    assert "version" in run_module(dag_publish, {"bucket": BUCKET, "state": "rollback"})["msg"]
+    result = run_module(dag_publish, {"bucket": BUCKET, "src": str(src), "notify_url": "http://x"})
+    assert result["failed"] and "notify_secret" in result["msg"]
+    result = run_module(dag_publish, {"bucket": BUCKET, "src": str(src), "keep_versions": 0})
+    assert result["msg"] == "keep_versions must be at least 1 (the live version is always kept)"
+    assert aws.calls == []
+
+
+def test_without_the_container_package(run_module, aws, src, monkeypatch):
+    monkeypatch.setattr(dag_publish, "HAS_MANIFEST", False)
+    result = run_module(dag_publish, {"bucket": BUCKET, "src": str(src)})
+    assert result["failed"] and "dagster-ecs-container" in result["msg"]
+
+
+def test_default_created_by_and_prefix(run_module, s3, src, validated):
+    result = run_module(dag_publish, {"bucket": BUCKET, "src": str(src), "prefix": "/team/dags/"})
+    assert result["manifest_key"] == "team/dags/manifest.json"
+    manifest = mf.Manifest.from_json(s3.get_object(Bucket=BUCKET, Key="team/dags/manifest.json")["Body"].read())
+    assert "@" in manifest.created_by
+
+
+def test_corrupt_live_manifest_is_replaced_with_a_warning(run_module, s3, src, validated):
+    s3.put_object(Bucket=BUCKET, Key="dags/manifest.json", Body=b"{not json")
+    result = publish(run_module, src)
+    assert result["changed"] and result["previous_version"] is None
+    assert any("dags/manifest.json is not valid" in w for w in warnings_of(result))
+    assert live(s3).version == result["version"]
+
+
+# --- bundles ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def big_src(tmp_path):
+    return write(tmp_path / "dags", {f"m{i:02}.py": f"X = {i}\n" for i in range(20)})
+
+
+def bundle_of(s3):
+    return live(s3).bundle
+
+
+def test_bundle_is_built_for_eight_files_or_more(run_module, s3, big_src, validated):
+    result = publish(run_module, big_src)
+    assert result["bundle"] == "new" and result["uploaded"] == 21
+    bundle = bundle_of(s3)
+    assert bundle.version == result["version"]
+    data = s3.get_object(Bucket=BUCKET, Key=f"dags/objects/{bundle.sha256}")["Body"].read()
+    assert mf.sha256_bytes(data) == bundle.sha256 and len(data) == bundle.size
+    assert s3.head_object(Bucket=BUCKET, Key=f"dags/objects/{bundle.sha256}")["ContentType"] == "application/gzip"
+
+
+def test_bundle_is_reused_while_few_files_differ(run_module, s3, big_src, validated):
+    first = publish(run_module, big_src)
+    bundle = bundle_of(s3)
+    write(big_src, {"m00.py": "X = 100\n"})
+    second = publish(run_module, big_src)
+    assert second["bundle"] == "reused" and second["uploaded"] == 1
+    assert bundle_of(s3) == bundle
+    write(big_src, {"m01.py": "X = 101\n"})
+    third = publish(run_module, big_src)  # the bundle is of `first`, read from the history
+    assert third["bundle"] == "reused" and bundle_of(s3).version == first["version"]
+
+
+def test_bundle_is_rebuilt_when_stale(run_module, s3, big_src, validated):
+    publish(run_module, big_src)
+    old = bundle_of(s3)
+    write(big_src, {f"m{i:02}.py": f"Y = {i}\n" for i in range(17)})
+    result = publish(run_module, big_src)
+    assert result["bundle"] == "new" and result["uploaded"] == 18
+    assert bundle_of(s3).sha256 != old.sha256
+
+
+def test_bundle_whose_base_is_gone_is_rebuilt(run_module, s3, big_src, validated):
+    first = publish(run_module, big_src)
+    write(big_src, {"m00.py": "X = 100\n"})
+    publish(run_module, big_src)
+    s3.delete_object(Bucket=BUCKET, Key=f"dags/manifests/{first['version']}.json")
+    write(big_src, {"m01.py": "X = 101\n"})
+    assert publish(run_module, big_src)["bundle"] == "new"
+
+
+# --- history and pruning ------------------------------------------------------------------------------
+
+
+def test_old_versions_and_their_objects_are_pruned(run_module, s3, src, validated):
+    versions = publish_versions(run_module, s3, src, 4, keep_versions=2)
+    history = keys(s3, "dags/manifests/")
+    assert history == sorted(f"dags/manifests/{v}.json" for v in versions[-2:])
+    referenced = {e.sha256 for e in live(s3).files.values()}
+    previous = mf.Manifest.from_json(
+        s3.get_object(Bucket=BUCKET, Key=f"dags/manifests/{versions[-2]}.json")["Body"].read()
+    )
+    referenced |= {e.sha256 for e in previous.files.values()}
+    assert keys(s3, "dags/objects/") == sorted(f"dags/objects/{sha}" for sha in referenced)
+
+
+def test_prune_reports_deleted_objects(run_module, s3, src, validated):
+    publish_versions(run_module, s3, src, 2, keep_versions=1)
+    write(src, {"lib/util.py": "X = 99\n"})
+    result = publish(run_module, src, keep_versions=1)
+    assert result["deleted_objects"] == 1  # the util.py of the version before
+
+
+def test_prune_keeps_the_bundles_of_kept_versions(run_module, s3, big_src, validated):
+    first = publish(run_module, big_src)["version"]
+    old_bundle = bundle_of(s3)
+    backdate_history(s3)
+    write(big_src, {f"m{i:02}.py": f"Y = {i}\n" for i in range(17)})
+    assert publish(run_module, big_src)["bundle"] == "new"
+    bundle = bundle_of(s3)
+    backdate_history(s3)
+    write(big_src, {"m00.py": "Z = 0\n"})
+    result = publish(run_module, big_src, keep_versions=1)
+    assert result["bundle"] == "reused" and result["deleted_objects"] >= 1
+    assert f"dags/manifests/{first}.json" not in keys(s3, "dags/manifests/")
+    objects = keys(s3, "dags/objects/")
+    assert f"dags/objects/{bundle.sha256}" in objects and f"dags/objects/{old_bundle.sha256}" not in objects
+
+
+def test_one_file_changes_keep_reusing_the_bundle_after_pruning(run_module, s3, big_src, validated):
+    """A one-file change stays one upload (the module's documented promise), also once the version the
+    bundle was built from has left the history: pruning must not make the next publish rebuild it."""
+    publish(run_module, big_src)
+    bundle = bundle_of(s3)
+    for i in range(4):  # only m00.py ever differs from the bundle
+        backdate_history(s3)
+        write(big_src, {"m00.py": f"Z = {i}\n"})
+        result = publish(run_module, big_src, keep_versions=2)
+        assert (result["bundle"], result["uploaded"]) == ("reused", 1), f"publish {i + 2}"
+    assert bundle_of(s3) == bundle
+
+
+def backdate_history(s3):
+    for key in keys(s3, "dags/manifests/"):
+        backdate(key, 1)
+
+
+def test_prune_deletes_nothing_when_a_kept_manifest_is_unreadable(run_module, s3, src, validated):
+    versions = publish_versions(run_module, s3, src, 2)
+    s3.put_object(Bucket=BUCKET, Key=f"dags/manifests/{versions[0]}.json", Body=b"corrupt")
+    write(src, {"lib/util.py": "X = 99\n"})
+    result = publish(run_module, src, keep_versions=2)
+    assert result["changed"] and result["deleted_objects"] == 0
+    assert len(keys(s3, "dags/manifests/")) == 3
+
+
+# --- errors -----------------------------------------------------------------------------------------
+
+
+def test_missing_bucket(run_module, aws, src, validated):
+    result = publish(run_module, src)
+    assert result["failed"]
+    assert result["msg"] == f"Bucket {BUCKET} does not exist: run the storage stage first (--tags storage)"
+
+
+@pytest.mark.parametrize(
+    ("operation", "message"),
+    [
+        ("GetObject", f"Failed to read dags/manifest.json (s3://{BUCKET}/dags/)"),
+        ("PutObject", f"Failed to upload DAG files (s3://{BUCKET}/dags/)"),
+        ("ListObjectsV2", f"Failed to list the manifest history (s3://{BUCKET}/dags/)"),
+    ],
+)
+def test_aws_errors(run_module, s3, src, validated, aws, operation, message):
+    aws.fail(operation, "AccessDenied", status=403)
+    result = publish(run_module, src)
+    assert result["failed"] and result["msg"].startswith(message)
+    assert result["error"]["code"] == "AccessDenied"
+
+
+def test_manifest_write_error(run_module, s3, src, validated, aws):
+    def refuse_manifests(call, params):
+        if params["Key"].endswith(".json"):
+            raise client_error("PutObject", "AccessDenied", status=403)
+        return call()
+
+    aws.answer("PutObject", refuse_manifests)
+    result = publish(run_module, src)
+    assert result["failed"] and result["msg"].startswith(f"Failed to write the manifest (s3://{BUCKET}/dags/)")
+    assert "dags/manifest.json" not in keys(s3)
+
+
+def test_prune_delete_error(run_module, s3, src, validated, aws):
+    publish_versions(run_module, s3, src, 2, keep_versions=1)
+    aws.fail("DeleteObjects", "AccessDenied", status=403)
+    write(src, {"lib/util.py": "X = 99\n"})
+    result = publish(run_module, src, keep_versions=1)
+    assert result["failed"] and result["msg"].startswith("Failed to prune the manifest history")
+
+
+def test_file_changed_while_publishing(run_module, s3, src, validated, monkeypatch):
+    upload = dag_publish.Publisher.upload_objects
+
+    def change_then_upload(self, directory, files, hashes, extra=None):
+        (directory / "lib/util.py").write_text("X = 'changed under our feet'\n")
+        return upload(self, directory, files, hashes, extra)
+
+    monkeypatch.setattr(dag_publish.Publisher, "upload_objects", change_then_upload)
+    result = publish(run_module, src)
+    assert result["failed"]
+    assert result["msg"] == "Failed to upload DAG files: lib/util.py changed while it was being published; run again"
+    assert "dags/manifest.json" not in keys(s3)
+
+
+def test_file_deleted_while_publishing(run_module, s3, src, validated, monkeypatch):
+    upload = dag_publish.Publisher.upload_objects
+
+    def delete_then_upload(self, directory, files, hashes, extra=None):
+        (directory / "lib/util.py").unlink()
+        return upload(self, directory, files, hashes, extra)
+
+    monkeypatch.setattr(dag_publish.Publisher, "upload_objects", delete_then_upload)
+    result = publish(run_module, src)
+    assert result["failed"] and result["msg"].startswith("Failed to upload DAG files: [Errno 2]")
+
+
+def test_throttled_uploads_are_retried(run_module, s3, src, validated, aws):
+    aws.fail("PutObject", "Throttling", status=503, times=3)
+    result = publish(run_module, src, concurrency=1)
+    assert result["changed"] and len(aws.sleeps) == 3
+    assert live(s3).version == result["version"]
+
+
+def test_connection_error_on_read(run_module, s3, src, validated, aws):
+    aws.fail("GetObject", exception=EndpointConnectionError(endpoint_url="https://s3.example"))
+    result = publish(run_module, src)
+    assert result["failed"] and "Could not connect to the endpoint URL" in result["msg"]
+
+
+# --- rollback ---------------------------------------------------------------------------------------
+
+
+def rollback(run_module, version="previous", **extra):
+    return run_module(dag_publish, {"bucket": BUCKET, "state": "rollback", "version": version, **extra})
+
+
+def test_rollback_to_previous_and_back(run_module, s3, src, validated, aws):
+    first, second = publish_versions(run_module, s3, src, 2)
+    aws.forget()
+    result = rollback(run_module)
+    assert result["changed"]
+    assert result["version"] == first and result["previous_version"] == second
+    assert result["changed_files"] == ["lib/util.py"] and result["added"] == result["removed"] == []
+    assert [item["version"] for item in result["history"]] == [second, first]
+    assert result["diff"]["before_header"] == second and result["diff"]["after_header"] == first
+    manifest = live(s3)
+    assert manifest.version == first and manifest.previous == second
+    assert manifest.created_by == "tester"
+    assert [p["Key"] for p in aws.params("PutObject")] == ["dags/manifest.json"]  # no history write
+    assert rollback(run_module)["version"] == second  # "previous" toggles
+
+
+def test_previous_survives_pruning_after_a_rollback(run_module, s3, src, validated):
+    """Roll back to an old version, publish a fix: `previous` (what the failure message tells the operator
+    to roll back to) is the old version that was live until then. Pruning by publication date must not
+    drop it: it was live a moment ago."""
+    first, _, _ = publish_versions(run_module, s3, src, 3, keep_versions=3)
+    assert rollback(run_module, first)["version"] == first
+    backdate_history(s3)
+    write(src, {"lib/util.py": "X = 'fix'\n"})
+    fix = publish(run_module, src, keep_versions=3)
+    assert fix["previous_version"] == first
+    result = rollback(run_module)
+    assert not result.get("failed"), result.get("msg")
+    assert result["version"] == first and result["previous_version"] == fix["version"]
+
+
+def test_rollback_to_the_live_version_changes_nothing(run_module, s3, src, validated):
+    first, second = publish_versions(run_module, s3, src, 2)
+    result = rollback(run_module, second)
+    assert not result["changed"] and result["version"] == second and result["previous_version"] == first
+    assert result["files"] == 2 and result["added"] == []
+
+
+def test_rollback_check_mode(run_module, s3, src, validated, aws):
+    first, second = publish_versions(run_module, s3, src, 2)
+    aws.forget()
+    result = rollback(run_module, first, _ansible_check_mode=True)
+    assert result["changed"] and result["version"] == first
+    assert aws.count("PutObject") == 0 and live(s3).version == second
+
+
+def test_rollback_to_an_unknown_version(run_module, s3, src, validated):
+    (version,) = publish_versions(run_module, s3, src, 1)
+    result = rollback(run_module, "0123456789abcdef")
+    assert result["failed"]
+    assert result["msg"] == f"Version 0123456789abcdef is not in the history; known versions, newest first: {version}"
+    assert result["history"][0]["version"] == version
+
+
+def test_rollback_with_nothing_published(run_module, s3):
+    result = rollback(run_module)
+    assert result["failed"] and result["msg"] == f"Nothing is published in s3://{BUCKET}/dags/: no rollback"
+
+
+def test_rollback_of_a_first_version(run_module, s3, src, validated):
+    (version,) = publish_versions(run_module, s3, src, 1)
+    result = rollback(run_module)
+    assert result["failed"] and result["msg"] == f"The live version {version} replaced none: nothing to roll back to"
+
+
+def test_rollback_with_a_corrupt_live_manifest(run_module, s3):
+    s3.put_object(Bucket=BUCKET, Key="dags/manifest.json", Body=b"[]")
+    result = rollback(run_module)
+    assert result["failed"] and result["msg"].startswith("dags/manifest.json is not a valid manifest: ")
+
+
+def test_rollback_refuses_a_version_with_missing_files(run_module, s3, src, validated):
+    first, _ = publish_versions(run_module, s3, src, 2)
+    old = mf.Manifest.from_json(s3.get_object(Bucket=BUCKET, Key=f"dags/manifests/{first}.json")["Body"].read())
+    s3.delete_object(Bucket=BUCKET, Key=f"dags/objects/{old.files['lib/util.py'].sha256}")
+    result = rollback(run_module, first)
+    assert result["failed"]
+    assert result["msg"] == f"Version {first} cannot be restored, files missing in the bucket: ['lib/util.py']"
+
+
+def test_rollback_drops_a_missing_bundle(run_module, s3, big_src, validated):
+    first = publish(run_module, big_src)["version"]
+    bundle = bundle_of(s3)
+    write(big_src, {f"m{i:02}.py": f"Y = {i}\n" for i in range(17)})
+    publish(run_module, big_src)
+    s3.delete_object(Bucket=BUCKET, Key=f"dags/objects/{bundle.sha256}")
+    result = rollback(run_module, first)
+    assert result["changed"] and live(s3).bundle is None
+
+
+def test_rollback_keeps_a_present_bundle(run_module, s3, big_src, validated):
+    first = publish(run_module, big_src)["version"]
+    bundle = bundle_of(s3)
+    write(big_src, {f"m{i:02}.py": f"Y = {i}\n" for i in range(17)})
+    publish(run_module, big_src)
+    rollback(run_module, first)
+    assert live(s3).bundle == bundle
+
+
+def test_rollback_check_error(run_module, s3, src, validated, aws):
+    first, _ = publish_versions(run_module, s3, src, 2)
+    aws.fail("HeadObject", "AccessDenied", status=403)
+    result = rollback(run_module, first)
+    assert result["failed"] and result["msg"].startswith("Failed to check the version's files")
+
+
+# --- telling the webserver ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def secret(aws):
+    aws.client("secretsmanager").create_secret(
+        Name=SECRET, SecretString=json.dumps({"username": "admin", "password": "pw"})
+    )
+    aws.forget()
+
+
+def notify_args(url):
+    return {"notify_url": url + "/", "notify_secret": SECRET, "notify_timeout": 5}
+
+
+def test_notify_confirmed(run_module, s3, src, validated, secret, http_server):
+    version = mf.version_of(mf.scan(src))
+    http_server.routes[("POST", "/_dags/sync")] = Reply(200, {"version": version, "seconds": 1.5})
+    result = publish(run_module, src, **notify_args(http_server.url))
+    assert result["changed"]
+    assert result["live"] == {"url": http_server.url + "/", "confirmed": True, "version": version, "seconds": 1.5}
+    request = http_server.requests[0]
+    assert request.headers["Authorization"].startswith("Basic ")
+    assert request.headers["Content-Type"] == "application/json"
+
+
+def test_notify_not_when_unchanged_or_in_check_mode(run_module, s3, src, validated, secret, http_server):
+    publish(run_module, src)
+    assert "live" not in publish(run_module, src, **notify_args(http_server.url))
+    write(src, {"lib/util.py": "X = 5\n"})
+    assert "live" not in publish(run_module, src, _ansible_check_mode=True, **notify_args(http_server.url))
+    assert http_server.requests == []
+
+
+def test_notify_refused_fails_naming_the_rollback(run_module, s3, src, validated, secret, http_server):
+    http_server.routes[("POST", "/_dags/sync")] = Reply(
+        409, {"version": "0ld0ld0ld0ld0ld0", "last_error": "ImportError: no module x", "seconds": 2}
+    )
+    result = publish(run_module, src, **notify_args(http_server.url))
+    assert result["failed"] and result["changed"]
+    assert result["msg"] == (
+        f"DAG version {result['version']} is published, but the webserver refused it and keeps 0ld0ld0ld0ld0ld0: "
+        "ImportError: no module x. Fix the DAGs and publish again, or roll back (-e dags_rollback_to=previous)."
+    )
+    assert result["live"]["confirmed"] is False
+    assert live(s3).version == result["version"]
+
+
+def test_notify_conflict_without_json(run_module, s3, src, validated, secret, http_server):
+    http_server.routes[("POST", "/_dags/sync")] = Reply(409, "busy")
+    result = publish(run_module, src, **notify_args(http_server.url))
+    assert result["changed"] and result["live"]["confirmed"] is False and result["live"]["version"] is None
+
+
+def test_notify_server_error_is_not_a_failure(run_module, s3, src, validated, secret, http_server):
+    http_server.routes[("POST", "/_dags/sync")] = Reply(502, "bad gateway")
+    result = publish(run_module, src, **notify_args(http_server.url))
+    assert result["changed"] and "failed" not in result
+    assert result["live"]["error"] == f"HTTP 502 from {http_server.url}/_dags/sync"
+
+
+def test_notify_unreachable_is_not_a_failure(run_module, s3, src, validated, secret):
+    url = closed_port_url()
+    result = publish(run_module, src, **notify_args(url))
+    assert result["changed"] and result["live"]["error"].startswith(f"no answer from {url}/_dags/sync: ")
+
+
+def test_notify_answer_with_last_error_but_confirmed(run_module, s3, src, validated, secret, http_server):
+    version = mf.version_of(mf.scan(src))
+    http_server.routes[("POST", "/_dags/sync")] = Reply(200, {"version": version, "last_error": "slow"})
+    result = publish(run_module, src, **notify_args(http_server.url))
+    assert result["live"]["confirmed"] and result["live"]["error"] == "slow" and "failed" not in result
+
+
+def test_notify_without_readable_secret_warns(run_module, s3, src, validated, http_server):
+    result = publish(run_module, src, **notify_args(http_server.url))
+    assert result["changed"] and "failed" not in result
+    assert result["live"]["error"] == f"cannot read the basic-auth credentials {SECRET} (ResourceNotFoundException)"
+    assert warnings_of(result) == [f"Not notifying the webserver: {result['live']['error']}"]
+    assert http_server.requests == []
+
+
+def test_notify_secret_connection_error(run_module, s3, src, validated, http_server, aws):
+    aws.fail("GetSecretValue", exception=EndpointConnectionError(endpoint_url="https://sm.example"))
+    result = publish(run_module, src, **notify_args(http_server.url))
+    assert result["live"]["error"].endswith("(EndpointConnectionError)")
+
+
+def test_notify_secret_not_json(run_module, s3, src, validated, http_server, aws):
+    aws.client("secretsmanager").create_secret(Name=SECRET, SecretString="admin:pw")
+    result = publish(run_module, src, **notify_args(http_server.url))
+    assert result["live"]["error"] == f"secret {SECRET} is not JSON with username and password"
+
+
+def test_notify_secret_without_username(run_module, s3, src, validated, http_server, aws):
+    """JSON, but not with username and password: the same warning as for a secret that is not JSON at all,
+    and the publish (already done) is not turned into a crash."""
+    aws.client("secretsmanager").create_secret(Name=SECRET, SecretString=json.dumps({"user": "admin", "pass": "pw"}))
+    result = publish(run_module, src, **notify_args(http_server.url))
+    assert result["changed"] and "failed" not in result
+    assert result["live"]["error"] == f"secret {SECRET} is not JSON with username and password"
+
+
+def test_rollback_notifies(run_module, s3, src, validated, secret, http_server):
+    first, _ = publish_versions(run_module, s3, src, 2)
+    http_server.routes[("POST", "/_dags/sync")] = Reply(200, {"version": first})
+    result = rollback(run_module, first, **notify_args(http_server.url))
+    assert result["live"]["confirmed"] and isinstance(result["live"]["seconds"], float | int)

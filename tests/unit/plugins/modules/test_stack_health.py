@@ -1,0 +1,293 @@
+"""stack_health (the module, one pass): Dagster over HTTP on a loopback server, ECS and ALB through moto."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+
+import pytest
+from ansible_collections.dagster_ecs.fargate.plugins.modules import stack_health
+
+from unit.plugins.harness import Reply, closed_port_url
+
+HEALTHY = {
+    "data": {
+        "workspaceOrError": {
+            "__typename": "Workspace",
+            "locationEntries": [
+                {"name": "dags", "loadStatus": "LOADED", "locationOrLoadError": {"__typename": "RepositoryLocation"}}
+            ],
+        },
+        "instance": {
+            "daemonHealth": {
+                "allDaemonStatuses": [
+                    {"daemonType": "SCHEDULER", "required": True, "healthy": True},
+                    {"daemonType": "BACKFILL", "required": False, "healthy": False},
+                ]
+            }
+        },
+        "assetNodes": [{"assetKey": {"path": ["raw_orders"]}}, {"assetKey": {"path": ["sales", "daily_revenue"]}}],
+    }
+}
+
+
+def graphql(**data):
+    """HEALTHY with parts of ``data`` replaced."""
+    answer = json.loads(json.dumps(HEALTHY))
+    answer["data"].update(data)
+    return answer
+
+
+@pytest.fixture
+def dagster(http_server):
+    http_server.routes[("GET", "/health")] = Reply(200, "OK")
+    http_server.routes[("POST", "/graphql")] = Reply(200, HEALTHY)
+    return http_server
+
+
+def check(run_module, url, **extra):
+    return run_module(stack_health, {"url": url, "fail_on_unhealthy": False, **extra})
+
+
+def test_healthy_dagster(run_module, dagster):
+    result = run_module(
+        stack_health,
+        {"url": dagster.url + "/", "expected_assets": ["raw_orders", "sales/daily_revenue"], "timeout": 0},
+    )
+    assert result["healthy"] and result["unhealthy"] == [] and result["changed"] is False
+    assert result["msg"] == "healthy"
+    assert result["checks"] == {
+        "health_endpoint": {"ok": True, "detail": "HTTP 200: OK"},
+        "code_locations": {"ok": True, "detail": "1 loaded"},
+        "daemon": {"ok": True, "detail": "2 daemons healthy"},
+        "assets": {"ok": True, "detail": "2 assets"},
+    }
+    post = next(r for r in dagster.requests if r.method == "POST")
+    assert post.path == "/graphql" and "workspaceOrError" in json.loads(post.body)["query"]
+    assert post.headers["Content-Type"] == "application/json"
+    assert "Authorization" not in post.headers
+
+
+def test_basic_auth_is_sent_and_the_password_hidden(run_module, dagster):
+    result = check(run_module, dagster.url, username="admin", password="s3cret-pw")
+    assert result["healthy"]
+    post = next(r for r in dagster.requests if r.method == "POST")
+    assert post.headers["Authorization"] == "Basic " + base64.b64encode(b"admin:s3cret-pw").decode()
+    assert "s3cret-pw" not in json.dumps(result)
+
+
+def test_username_needs_password(run_module, dagster):
+    result = check(run_module, dagster.url, username="admin")
+    assert result["failed"] and "password" in result["msg"]
+
+
+def test_unhealthy_fails_naming_what(run_module, dagster):
+    dagster.routes[("GET", "/health")] = Reply(503, "code location loading")
+    result = run_module(stack_health, {"url": dagster.url, "expected_assets": ["nope"]})
+    assert result["failed"] and not result["healthy"]
+    assert result["unhealthy"] == ["health_endpoint", "assets"]
+    assert result["msg"] == (
+        "Dagster is not healthy: health_endpoint: HTTP 503: code location loading; assets: missing: nope"
+    )
+
+
+def test_unhealthy_without_failing(run_module, dagster):
+    dagster.routes[("GET", "/health")] = Reply(500, "")
+    result = check(run_module, dagster.url)
+    assert "failed" not in result and result["msg"] == "not healthy"
+    assert result["checks"]["health_endpoint"] == {
+        "ok": False,
+        "detail": "HTTP 500: HTTP Error 500: Internal Server Error",
+    }
+
+
+def test_graphql_refused(run_module, dagster):
+    dagster.routes[("POST", "/graphql")] = Reply(401, "unauthorized")
+    result = check(run_module, dagster.url)
+    assert result["checks"]["graphql"] == {"ok": False, "detail": "HTTP 401"}
+    assert "code_locations" not in result["checks"]
+
+
+def test_nothing_listening(run_module, aws):
+    result = check(run_module, closed_port_url(), request_timeout=2)
+    assert set(result["unhealthy"]) == {"health_endpoint", "graphql"}
+    assert "Connection refused" in result["checks"]["health_endpoint"]["detail"]
+    assert "Connection refused" in result["checks"]["graphql"]["detail"]
+
+
+@pytest.mark.parametrize(
+    ("entries", "detail"),
+    [
+        ([], "none"),
+        (
+            [{"name": "dags", "loadStatus": "LOADING", "locationOrLoadError": None}],
+            "dags (LOADING, None)",
+        ),
+        (
+            [
+                {"name": "ok", "loadStatus": "LOADED", "locationOrLoadError": {"__typename": "RepositoryLocation"}},
+                {"name": "bad", "loadStatus": "LOADED", "locationOrLoadError": {"__typename": "PythonError"}},
+            ],
+            "bad (LOADED, PythonError)",
+        ),
+    ],
+)
+def test_code_locations(run_module, dagster, entries, detail):
+    dagster.routes[("POST", "/graphql")] = Reply(200, graphql(workspaceOrError={"locationEntries": entries}))
+    result = check(run_module, dagster.url)
+    assert result["checks"]["code_locations"] == {"ok": False, "detail": detail}
+
+
+@pytest.mark.parametrize(
+    ("statuses", "detail"),
+    [
+        ([], "no heartbeat"),
+        ([{"daemonType": "SENSOR", "required": True, "healthy": False}], "unhealthy: SENSOR"),
+    ],
+)
+def test_daemons(run_module, dagster, statuses, detail):
+    instance = {"daemonHealth": {"allDaemonStatuses": statuses}}
+    dagster.routes[("POST", "/graphql")] = Reply(200, graphql(instance=instance))
+    result = check(run_module, dagster.url)
+    assert result["checks"]["daemon"] == {"ok": False, "detail": detail}
+
+
+def test_graphql_errors_without_data(run_module, dagster):
+    dagster.routes[("POST", "/graphql")] = Reply(200, {"errors": [{"message": "boom"}], "data": None})
+    result = check(run_module, dagster.url)
+    assert set(result["unhealthy"]) == {"code_locations", "daemon"}
+    assert result["checks"]["assets"] == {"ok": True, "detail": "0 assets"}
+
+
+def test_graphql_answer_that_is_not_json_is_unhealthy_not_a_crash(run_module, dagster):
+    """A 200 that is not JSON (a proxy's HTML page, say) must be reported as unhealthy: the action
+    plugin keeps waiting on an unhealthy result but stops at once on a module crash."""
+    dagster.routes[("POST", "/graphql")] = Reply(200, "<html>Sign in</html>", {"Content-Type": "text/html"})
+    result = check(run_module, dagster.url)
+    assert not result["healthy"]
+    assert "graphql" in result["unhealthy"]
+
+
+# --- AWS ----------------------------------------------------------------------------------------
+
+
+def service(name, *, running=1, desired=1, rollout="COMPLETED", status="ACTIVE", deployments=1):
+    return {
+        "serviceName": name,
+        "status": status,
+        "runningCount": running,
+        "desiredCount": desired,
+        "deployments": [{"status": "PRIMARY", "rolloutState": rollout}]
+        + [{"status": "ACTIVE", "rolloutState": "COMPLETED"}] * (deployments - 1),
+    }
+
+
+def test_ecs_services(run_module, dagster, aws):
+    aws.answer(
+        "DescribeServices",
+        {
+            "services": [
+                service("web"),
+                service("daemon", running=0, rollout="IN_PROGRESS"),
+                service("old", status="INACTIVE"),
+                service("two", deployments=2),
+            ],
+            "failures": [],
+        },
+    )
+    result = check(run_module, dagster.url, cluster="c", services=["web", "daemon", "old", "two", "missing"])
+    checks = result["checks"]
+    assert checks["ecs:web"] == {"ok": True, "detail": "1/1 running, deployment COMPLETED"}
+    assert checks["ecs:daemon"] == {"ok": False, "detail": "0/1 running, deployment IN_PROGRESS"}
+    assert checks["ecs:old"] == checks["ecs:missing"] == {"ok": False, "detail": "service not found"}
+    assert checks["ecs:two"]["ok"] is False
+    assert aws.params("DescribeServices")[0] == {"cluster": "c", "services": ["web", "daemon", "old", "two", "missing"]}
+
+
+def test_ecs_against_moto(run_module, dagster, aws):
+    """moto never runs tasks: its service stays 0/1, IN_PROGRESS."""
+    ecs = aws.client("ecs")
+    ecs.create_cluster(clusterName="c")
+    ecs.register_task_definition(family="web", containerDefinitions=[{"name": "web", "image": "i", "memory": 128}])
+    ecs.create_service(cluster="c", serviceName="web", taskDefinition="web", desiredCount=1)
+    result = check(run_module, dagster.url, cluster="c", services=["web"])
+    assert result["checks"]["ecs:web"]["ok"] is False
+    assert result["checks"]["ecs:web"]["detail"].startswith("0/1 running")
+
+
+def test_services_need_a_cluster(run_module, dagster, aws):
+    result = check(run_module, dagster.url, services=["web"])
+    assert result["failed"] and result["msg"] == "cluster is required with services"
+
+
+@pytest.mark.parametrize(
+    ("states", "ok", "detail"),
+    [
+        (["healthy", "healthy"], True, "2 healthy"),
+        (["healthy", "draining"], True, "1 draining, 1 healthy"),
+        (["healthy", "unhealthy"], False, "1 healthy, 1 unhealthy"),
+        (["draining"], False, "1 draining"),
+        ([], False, "no targets registered"),
+    ],
+)
+def test_alb_targets(run_module, dagster, aws, states, ok, detail):
+    descriptions = [{"Target": {"Id": f"10.0.0.{i}"}, "TargetHealth": {"State": s}} for i, s in enumerate(states)]
+    aws.answer("DescribeTargetHealth", {"TargetHealthDescriptions": descriptions})
+    result = check(run_module, dagster.url, target_group_arn="arn:aws:elasticloadbalancing:tg")
+    assert result["checks"]["alb_targets"] == {"ok": ok, "detail": detail}
+
+
+@pytest.mark.parametrize(
+    ("extra", "operation", "message"),
+    [
+        ({"cluster": "c", "services": ["web"]}, "DescribeServices", "Failed to describe the ECS services"),
+        ({"target_group_arn": "arn:tg"}, "DescribeTargetHealth", "Failed to describe the target group's health"),
+    ],
+)
+def test_aws_errors(run_module, dagster, aws, extra, operation, message):
+    aws.fail(operation, "AccessDeniedException")
+    result = check(run_module, dagster.url, **extra)
+    assert result["failed"] and result["msg"].startswith(message)
+    assert result["error"]["code"] == "AccessDeniedException"
+
+
+def test_throttled_describe_is_retried(run_module, dagster, aws):
+    aws.fail("DescribeServices", "ThrottlingException", times=2)
+    aws.answer("DescribeServices", {"services": [service("web")]})
+    result = check(run_module, dagster.url, cluster="c", services=["web"])
+    assert result["healthy"] and aws.count("DescribeServices") == 3
+
+
+# --- the offline runtime ------------------------------------------------------------------------
+
+
+def test_local_runtime(run_module, dagster, tmp_path):
+    status = tmp_path / "status.json"
+    status.write_text(
+        json.dumps(
+            {
+                "services": {
+                    "webserver": {"pid": os.getpid(), "running": True, "restarts": 2},
+                    "daemon": {"pid": 2**30, "running": True, "restarts": 0},  # no such process
+                    "stopped": {"pid": os.getpid(), "running": False, "restarts": 0},
+                }
+            }
+        )
+    )
+    result = check(
+        run_module, dagster.url, local_status_file=str(status), local_services=["webserver", "daemon", "stopped", "x"]
+    )
+    checks = result["checks"]
+    assert checks["local:webserver"] == {"ok": True, "detail": f"running (pid {os.getpid()}, 2 restarts)"}
+    for name in ("daemon", "stopped", "x"):
+        assert checks[f"local:{name}"] == {"ok": False, "detail": "no running task"}
+
+
+@pytest.mark.parametrize("content", [None, "not json"])
+def test_local_runtime_not_running(run_module, dagster, tmp_path, content):
+    status = tmp_path / "status.json"
+    if content is not None:
+        status.write_text(content)
+    result = check(run_module, dagster.url, local_status_file=str(status), local_services=["webserver"])
+    assert result["checks"]["local_runtime"] == {"ok": False, "detail": "the local runtime is not running"}
