@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml container/pyproject.toml 
 PLAYBOOK := $(BIN)/ansible-playbook
 PYTEST_ARGS ?=
 
-.PHONY: help venv rehearsal deploy dags teardown down test test-unit test-integration lint bench constraints clean
+.PHONY: help venv rehearsal deploy dags teardown down test test-unit test-integration molecule coverage sanity lint bench constraints clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -38,14 +38,23 @@ teardown: venv ## Delete everything of the project in the offline profile (INVEN
 down: venv ## Stop what the offline profile started on this machine (the emulator, the local tasks)
 	$(PLAYBOOK) playbooks/down.yml
 
-test: venv ## Run every test (lint, unit, emulator, integration), one test file per CPU
+test: venv ## Run every test (lint, unit, emulator, molecule, integration), one test file per CPU
 	$(BIN)/pytest -n auto --dist loadfile $(PYTEST_ARGS)
 
-test-unit: venv ## Only the fast tests (no ansible-playbook runs)
-	$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
+test-unit: venv ## Only the fast tests (no ansible-playbook runs, no ansible-test)
+	$(BIN)/pytest -m "not integration and not slow" $(PYTEST_ARGS)
 
 test-integration: venv ## Only the tests that drive ansible-playbook against a fresh emulator
 	$(BIN)/pytest -m integration $(PYTEST_ARGS)
+
+molecule: venv ## Every role's molecule scenario, in site.yml's order, on one fresh emulator (molecule/run.py)
+	$(BIN)/python molecule/run.py
+
+coverage: venv ## Line coverage of the collection's Python by its unit tests (fails under 90 %)
+	$(BIN)/pytest tests/unit/plugins tests/unit/test_tagged.py tests/unit/test_taskdef.py -n auto --dist loadfile --cov --cov-report=term-missing
+
+sanity: venv ## ansible-test sanity on the collection, offline (tests/ansible_sanity.py)
+	$(BIN)/python tests/ansible_sanity.py
 
 lint: venv ## ansible-lint (production profile), yamllint, ruff, hadolint
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --profile production

@@ -7,6 +7,7 @@ through ansible-playbook, exactly as a user does.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -142,6 +143,25 @@ def run_playbook(playbook, *args, inventory=None, extra_vars=None, env=None, tim
         check=False,
     )
     return PlaybookRun(command, proc.returncode, proc.stdout)
+
+
+@contextlib.contextmanager
+def offline_environment(tmp_path_factory, **more):
+    """A private offline profile: its own endpoint port (nothing listens: the profile starts the
+    emulator), state directory and proxy port, as extra vars; ``playbooks/down.yml`` stops what it
+    started at the end. ``more`` adds extra vars."""
+    state = tmp_path_factory.mktemp("state")
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    extra = {
+        "dagster_ecs_aws_endpoint_url": endpoint,
+        "dagster_ecs_state_dir": str(state),
+        "local_runtime_proxy_port": free_port(),
+        **more,
+    }
+    try:
+        yield {"endpoint": endpoint, "state": Path(state), "extra": extra}
+    finally:
+        run_playbook("playbooks/down.yml", extra_vars=extra)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ One deployment for the module, on a private emulator that the offline profile st
    (``DAGSTER_ECS_EMULATOR_FAULTS``): throttling and 5xx on calls of every stage. The run
    must succeed and every rule must have injected all its errors *and* then let the call
    through, which is what proves the call was retried.
-2. ``playbooks/down.yml`` stops the emulator: its state is gone. Three runs are then
+2. ``playbooks/down.yml`` stops the emulator: its state is gone. Two runs are then
    interrupted, each the re-run of the one before, while a module is in flight: a rule
    throttles one call without end, and once the emulator has failed it the run's process
    group gets SIGINT (as Ctrl-C sends it) or SIGTERM. The first run starts a fresh, empty
@@ -28,12 +28,11 @@ import subprocess
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 import yaml
 from aws_inventory import clients, leftovers
-from conftest import BIN, RECAP, ROOT, PlaybookRun, free_port, playbook_environment, run_playbook
+from conftest import BIN, RECAP, ROOT, PlaybookRun, offline_environment, playbook_environment, run_playbook
 
 pytestmark = pytest.mark.integration
 
@@ -79,28 +78,14 @@ EVERY_KIND = {
 # Interruptions: (stage, the task in flight, the call held up meanwhile, signal).
 INTERRUPTIONS = [
     ("network", "network : Create the public subnets", {"service": "ec2", "action": "CreateSubnet"}, signal.SIGINT),
-    (
-        "storage",
-        "storage : Create the DAG bucket",
-        {"service": "s3", "method": "PUT", "path": BUCKET + r"/?\?policy"},
-        signal.SIGTERM,
-    ),
-    ("ecs", "ecs : Create or update the services", {"service": "ecs", "action": "CreateService"}, signal.SIGINT),
+    ("ecs", "ecs : Create or update the services", {"service": "ecs", "action": "CreateService"}, signal.SIGTERM),
 ]
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    state = tmp_path_factory.mktemp("state")
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    extra = {
-        "dagster_ecs_aws_endpoint_url": endpoint,
-        "dagster_ecs_state_dir": str(state),
-        "local_runtime_proxy_port": free_port(),
-    }
-    yield {"endpoint": endpoint, "state": Path(state), "extra": extra}
-    run_playbook("playbooks/down.yml", extra_vars=extra)
+    with offline_environment(tmp_path_factory) as environment:
+        yield environment
 
 
 def faults(endpoint, method="GET", payload=None):
@@ -263,7 +248,7 @@ class Interrupted:
 
 @pytest.fixture(scope="module")
 def interruptions(env, faulted_run, tmp_path_factory):
-    """Stop the emulator, then three runs interrupted at three stages; what each left behind."""
+    """Stop the emulator, then two runs interrupted at two stages (SIGINT, SIGTERM); what each left behind."""
     pid_file = env["state"] / "localstack" / "emulator.pid"
     old_pid = pid_file.read_text().strip()
     down = run_playbook("playbooks/down.yml", extra_vars=env["extra"])
@@ -318,11 +303,7 @@ def test_each_run_was_interrupted_mid_task(interruptions):
 
 
 def test_what_each_interruption_left(interruptions):
-    _, storage, ecs = (run["left"] for run in interruptions["runs"])
-    # storage: the bucket exists, half configured (versioned, its policy held up); nothing of later stages.
-    assert len(storage["subnets"]) == 2 and len(storage["security_groups"]) == 4
-    assert len(storage["buckets"]) == 1 and "file_systems" not in storage and "secrets" not in storage
-    assert interruptions["runs"][1]["bucket"] == {"versioning": "Enabled", "policy": False}
+    _, ecs = (run["left"] for run in interruptions["runs"])
     # ecs: task definitions registered, the services (held up) not created; nothing after.
     assert ecs["task_definitions"] == [f"{PROJECT}-daemon:1", f"{PROJECT}-webserver:1"]
     assert "ecs_services" not in ecs and "scaling_policies" not in ecs

@@ -1,8 +1,11 @@
-"""The offline rehearsal serves a real Dagster: nginx basic auth, /health, GraphQL, PostgreSQL, recovery.
+"""The offline rehearsal, end to end: site.yml builds every stage and serves a real Dagster.
 
-site.yml on a fresh emulator (ports chosen free), then the workload is exercised the way
-a user and the AWS infrastructure would: through nginx, with the credentials from the
-emulated Secrets Manager, against the local ECS runtime's tasks and its real PostgreSQL.
+site.yml on a fresh emulator (ports chosen free; the offline profile starts it), every stage's
+resources are read back through boto3 (tests/stage_checks.py), a check-mode re-run changes
+nothing; then the workload is exercised the way a user and the AWS infrastructure would: through
+nginx, with the credentials from the emulated Secrets Manager, against the local ECS runtime's
+tasks and its real PostgreSQL: nginx basic auth, /health, GraphQL, PostgreSQL, recovery, DAG
+deploys, rollback.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import boto3
 import psycopg2
 import pytest
 from conftest import OFFLINE_CREDENTIALS, ROOT, free_port, run_playbook
+from stage_checks import CHECKS, Stack
 
 pytestmark = pytest.mark.integration
 PROJECT = "dagster-ecs"
@@ -57,6 +61,8 @@ def stack(tmp_path_factory):
         "database": database,
         "runtime": state / "offline" / "runtime",
         "dags": dags,
+        "endpoint": endpoint,
+        "state": state,
     }
     run_playbook("playbooks/down.yml", extra_vars=extra)
 
@@ -97,8 +103,21 @@ def test_site_ends_with_a_healthy_dagster(stack):
     run = stack["run"]
     assert run.returncode == 0, run.output[-6000:]
     assert f"Dagster is healthy at {stack['url']}" in run.output
+    assert f"{stack['endpoint']} is served by dagster-ecs-emulator (started now" in run.output
     outputs = json.loads((stack["runtime"].parent / "outputs.json").read_text())
     assert outputs["load_balancer_url"] == stack["url"]
+
+
+@pytest.mark.parametrize("stage", [name for name in CHECKS if name not in ("offline_endpoint", "teardown")])
+def test_each_stage_built_what_it_should(stack, stage):
+    """The checks each molecule scenario's verify makes, here after one whole site.yml."""
+    CHECKS[stage](Stack(stack["endpoint"], PROJECT, state_dir=stack["state"], url=stack["url"]))
+
+
+def test_check_mode_on_the_converged_stack_changes_nothing(stack):
+    check = run_playbook("site.yml", "--check", "--diff", extra_vars=stack["extra"])
+    assert check.returncode == 0, check.output[-6000:]
+    assert check.recap["changed"] == 0, check.changed_tasks()
 
 
 def test_health_is_public_and_reveals_nothing(stack):

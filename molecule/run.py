@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""Run every molecule scenario, in site.yml's order, on one fresh emulator: `make molecule`.
+
+`molecule test --all` works too, but runs the scenarios alphabetically, so the first one
+(autoscaling) has its prepare build a dozen stages the later scenarios then converge again. In
+site.yml's order each scenario finds what it needs already built by the ones before it.
+
+Ports default to free ones (set DAGSTER_ECS_MOLECULE_PORT, _PORT2, _PROXY_PORT to choose);
+arguments after the script's name go to `molecule test` (e.g. --destroy never).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The default scenario (create/destroy: the emulator), then the roles as site.yml runs them;
+# offline_endpoint and teardown use their own emulator / project and can go anywhere.
+ORDER = [
+    "default",
+    "preflight",
+    "offline_endpoint",
+    "network",
+    "security_groups",
+    "logging",
+    "storage",
+    "dags",
+    "registry",
+    "image",
+    "secrets",
+    "database",
+    "iam",
+    "loadbalancer",
+    "discovery",
+    "ecs",
+    "autoscaling",
+    "local_runtime",
+    "outputs",
+    "verify",
+    "teardown",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def command(extra: list[str]) -> tuple[list[str], dict[str, str]]:
+    missing = sorted({p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml")} - set(ORDER))
+    if missing:
+        raise SystemExit(f"molecule/run.py: scenarios not in ORDER: {', '.join(missing)}")
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.pop("ANSIBLE_CONFIG", None)
+    for name in ("DAGSTER_ECS_MOLECULE_PORT", "DAGSTER_ECS_MOLECULE_PORT2", "DAGSTER_ECS_MOLECULE_PROXY_PORT"):
+        env.setdefault(name, str(free_port()))
+    # Named scenarios (-s) run in the order they are named, each found as molecule/<name>/molecule.yml.
+    env.pop("MOLECULE_GLOB", None)
+    argv = [str(Path(sys.executable).parent / "molecule"), "test"]
+    for name in ORDER:
+        argv += ["-s", name]
+    return argv + extra, env
+
+
+def main() -> int:
+    argv, env = command(sys.argv[1:])
+    print(f"molecule/run.py: emulator on 127.0.0.1:{env['DAGSTER_ECS_MOLECULE_PORT']}", flush=True)
+    return subprocess.call(argv, cwd=ROOT, env=env)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

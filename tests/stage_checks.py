@@ -1,0 +1,424 @@
+"""What each stage of site.yml must have built, asserted through boto3 (and HTTP for the local stages).
+
+One function per site.yml stage tag, each taking a :class:`Stack` (the emulator endpoint, the
+project and the state directory). Used by tests/integration/test_site.py after a whole site.yml and
+by the molecule scenarios' verify step (molecule/shared/verify.yml), one stage at a time:
+
+    python tests/stage_checks.py network --endpoint http://127.0.0.1:4566 --project dagster-ecs
+
+Exits 0 and prints ``ok: <stage>`` or exits 1 with the failed assertion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aws_inventory import REGION, clients, leftovers
+
+ACCOUNT = "123456789012"
+
+
+@dataclass
+class Stack:
+    endpoint: str
+    project: str = "dagster-ecs"
+    region: str = REGION
+    state_dir: Path | None = None
+    environment: str = "offline"
+    url: str = ""
+    _clients: dict = field(default_factory=dict, repr=False)
+
+    def aws(self, service):
+        if service not in self._clients:
+            self._clients[service] = clients(self.endpoint, self.region)(service)
+        return self._clients[service]
+
+    @property
+    def bucket(self) -> str:
+        return f"{self.project}-dags-{ACCOUNT}-{self.region}"
+
+    def outputs(self) -> dict:
+        assert self.state_dir, "the stage check needs --state-dir"
+        return json.loads((self.state_dir / self.environment / "outputs.json").read_text())
+
+    def groups(self) -> dict:
+        found = self.aws("ec2").describe_security_groups(Filters=[{"Name": "tag:Project", "Values": [self.project]}])
+        return {g["GroupName"].removeprefix(f"{self.project}-"): g for g in found["SecurityGroups"]}
+
+
+def network(stack: Stack) -> None:
+    ec2 = stack.aws("ec2")
+    vpcs = ec2.describe_vpcs(Filters=[{"Name": "tag:Project", "Values": [stack.project]}])["Vpcs"]
+    assert [v["CidrBlock"] for v in vpcs] == ["10.0.0.0/16"]
+    vpc_id = vpcs[0]["VpcId"]
+    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Subnets"]
+    assert sorted((s["CidrBlock"], s["AvailabilityZone"]) for s in subnets) == [
+        ("10.0.1.0/24", f"{stack.region}a"),
+        ("10.0.2.0/24", f"{stack.region}b"),
+    ]
+    assert all(s["MapPublicIpOnLaunch"] for s in subnets)
+    igws = ec2.describe_internet_gateways(Filters=[{"Name": "attachment.vpc-id", "Values": [vpc_id]}])
+    assert len(igws["InternetGateways"]) == 1
+    tables = ec2.describe_route_tables(Filters=[{"Name": "tag:Name", "Values": [f"{stack.project}-public"]}])
+    tables = tables["RouteTables"]
+    assert len(tables) == 1
+    routes = {r.get("DestinationCidrBlock"): r.get("GatewayId") for r in tables[0]["Routes"]}
+    assert routes["0.0.0.0/0"] == igws["InternetGateways"][0]["InternetGatewayId"]
+    assert {a["SubnetId"] for a in tables[0]["Associations"]} == {s["SubnetId"] for s in subnets}
+
+
+def security(stack: Stack) -> None:
+    groups = stack.groups()
+    assert set(groups) == {"alb", "tasks", "database", "efs"}
+    ids = {name: g["GroupId"] for name, g in groups.items()}
+
+    def ingress(name):
+        return [
+            (
+                p["IpProtocol"],
+                p.get("FromPort"),
+                [r["CidrIp"] for r in p["IpRanges"]],
+                sorted(u["GroupId"] for u in p["UserIdGroupPairs"]),
+            )
+            for p in groups[name]["IpPermissions"]
+        ]
+
+    assert ingress("alb") == [("tcp", 80, ["0.0.0.0/0"], [])]
+    assert ("tcp", 8080, [], [ids["alb"]]) in ingress("tasks")
+    assert all(not cidrs for _, _, cidrs, _ in ingress("tasks")), "tasks must not be open to any CIDR"
+    assert ingress("database") == [("tcp", 5432, [], [ids["tasks"]])]
+    assert ingress("efs") == [("tcp", 2049, [], [ids["tasks"]])]
+    alb_egress = groups["alb"]["IpPermissionsEgress"]
+    assert [
+        (p["IpProtocol"], p.get("FromPort"), [u["GroupId"] for u in p["UserIdGroupPairs"]]) for p in alb_egress
+    ] == [("tcp", 8080, [ids["tasks"]])]
+    assert groups["database"]["IpPermissionsEgress"] == []
+    assert groups["efs"]["IpPermissionsEgress"] == []
+
+
+def logging(stack: Stack) -> None:
+    logs = stack.aws("logs").describe_log_groups(logGroupNamePrefix=f"/ecs/{stack.project}")["logGroups"]
+    assert [(g["logGroupName"], g["retentionInDays"]) for g in logs] == [(f"/ecs/{stack.project}", 30)]
+
+
+def storage(stack: Stack) -> None:
+    s3 = stack.aws("s3")
+    rule = s3.get_bucket_encryption(Bucket=stack.bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert s3.get_bucket_versioning(Bucket=stack.bucket)["Status"] == "Enabled"
+    block = s3.get_public_access_block(Bucket=stack.bucket)["PublicAccessBlockConfiguration"]
+    assert block == {
+        k: True for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+    }
+    policy = json.loads(s3.get_bucket_policy(Bucket=stack.bucket)["Policy"])
+    assert policy["Statement"][0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    efs = stack.aws("efs")
+    systems = efs.describe_file_systems(CreationToken=stack.project)["FileSystems"]
+    assert len(systems) == 1
+    fs = systems[0]
+    assert fs["Encrypted"] is True
+    assert fs["ThroughputMode"] == "bursting"
+    assert fs["Name"] == stack.project
+    targets = efs.describe_mount_targets(FileSystemId=fs["FileSystemId"])["MountTargets"]
+    assert len(targets) == 2
+    efs_sg = stack.groups()["efs"]["GroupId"]
+    for target in targets:
+        groups = efs.describe_mount_target_security_groups(MountTargetId=target["MountTargetId"])["SecurityGroups"]
+        assert groups == [efs_sg]
+    points = efs.describe_access_points(FileSystemId=fs["FileSystemId"])["AccessPoints"]
+    assert len(points) == 1
+    assert points[0]["PosixUser"] == {"Uid": 1000, "Gid": 1000}
+    assert points[0]["RootDirectory"]["Path"] == "/dagster"
+
+
+def dags(stack: Stack) -> None:
+    """The live manifest names the example DAGs, its version is in the history, every object is stored."""
+    s3 = stack.aws("s3")
+    manifest = json.loads(s3.get_object(Bucket=stack.bucket, Key="dags/manifest.json")["Body"].read())
+    files = manifest["files"]
+    assert any(path.endswith("definitions.py") for path in files), sorted(files)
+    s3.head_object(Bucket=stack.bucket, Key=f"dags/manifests/{manifest['version']}.json")
+    for path, entry in files.items():
+        stored = s3.head_object(Bucket=stack.bucket, Key=f"dags/objects/{entry['sha256']}")
+        assert stored["ContentLength"] == entry["size"], path
+
+
+def registry(stack: Stack) -> None:
+    ecr = stack.aws("ecr")
+    repo = ecr.describe_repositories(repositoryNames=[stack.project])["repositories"][0]
+    assert repo["imageScanningConfiguration"]["scanOnPush"] is True
+    assert repo["imageTagMutability"] == "IMMUTABLE"
+    lifecycle = json.loads(ecr.get_lifecycle_policy(repositoryName=stack.project)["lifecyclePolicyText"])
+    assert lifecycle["rules"][0]["selection"]["countNumber"] == 10
+    tags = {t["Key"]: t["Value"] for t in ecr.list_tags_for_resource(resourceArn=repo["repositoryArn"])["tags"]}
+    assert tags["Project"] == stack.project
+
+
+def image(stack: Stack) -> None:
+    """Without a Docker engine the stage builds nothing; with one, the configured tag is in ECR."""
+    registry(stack)
+    images = stack.aws("ecr").list_images(repositoryName=stack.project)["imageIds"]
+    assert all(i.get("imageTag") for i in images), f"untagged images in {stack.project}: {images}"
+
+
+def secrets(stack: Stack) -> None:
+    sm = stack.aws("secretsmanager")
+    for name, keys in (
+        (f"{stack.project}/database", {"username", "password", "dbname", "engine"}),
+        (f"{stack.project}/basic-auth", {"username", "password"}),
+    ):
+        value = json.loads(sm.get_secret_value(SecretId=name)["SecretString"])
+        assert set(value) == keys
+        assert len(value["password"]) == 32
+
+
+def database(stack: Stack) -> None:
+    db = stack.aws("rds").describe_db_instances(DBInstanceIdentifier=stack.project)["DBInstances"][0]
+    assert db["Engine"] == "postgres"
+    assert db["DBInstanceClass"] == "db.t3.micro"
+    assert db["StorageEncrypted"] is True
+    assert db["PubliclyAccessible"] is False
+    assert db["DeletionProtection"] is True
+    assert [g["VpcSecurityGroupId"] for g in db["VpcSecurityGroups"]] == [stack.groups()["database"]["GroupId"]]
+    assert db["DBSubnetGroup"]["DBSubnetGroupName"] == stack.project
+    assert len(db["DBSubnetGroup"]["Subnets"]) == 2
+
+
+def _list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def iam(stack: Stack) -> None:
+    client = stack.aws("iam")
+    project = stack.project
+    for role in (f"{project}-task-execution", f"{project}-task"):
+        found = client.get_role(RoleName=role)["Role"]
+        trust = found["AssumeRolePolicyDocument"]
+        assert trust["Statement"][0]["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
+        assert client.list_attached_role_policies(RoleName=role)["AttachedPolicies"] == []
+    assert client.list_users()["Users"] == [], "no IAM user (and so no static key) is ever created"
+    execution = client.get_role_policy(RoleName=f"{project}-task-execution", PolicyName=f"{project}-task-execution")
+    actions = {a for s in execution["PolicyDocument"]["Statement"] for a in _list(s["Action"])}
+    assert actions == {
+        "ecr:GetAuthorizationToken",
+        "ecr:BatchCheckLayerAvailability",
+        "ecr:BatchGetImage",
+        "ecr:GetDownloadUrlForLayer",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "secretsmanager:GetSecretValue",
+    }
+    task = client.get_role_policy(RoleName=f"{project}-task", PolicyName=f"{project}-task")["PolicyDocument"]
+    by_sid = {s["Sid"]: s for s in task["Statement"]}
+    assert by_sid["ListTheDagBucket"]["Resource"] == f"arn:aws:s3:::{stack.bucket}"
+    assert by_sid["RunLauncherPassTheseRolesToEcsTasksOnly"]["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+    }
+
+
+def loadbalancer(stack: Stack) -> None:
+    elb = stack.aws("elbv2")
+    lb = elb.describe_load_balancers(Names=[f"{stack.project}-alb"])["LoadBalancers"][0]
+    assert lb["Scheme"] == "internet-facing"
+    assert len(lb["AvailabilityZones"]) == 2
+    assert lb["SecurityGroups"] == [stack.groups()["alb"]["GroupId"]]
+    tg = elb.describe_target_groups(Names=[f"{stack.project}-web"])["TargetGroups"][0]
+    assert (tg["TargetType"], tg["Port"], tg["Protocol"]) == ("ip", 8080, "HTTP")
+    assert tg["HealthCheckPath"] == "/health"
+    listeners = elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+    assert [(li["Port"], li["Protocol"], li["DefaultActions"][0]["TargetGroupArn"]) for li in listeners] == [
+        (80, "HTTP", tg["TargetGroupArn"])
+    ]
+
+
+def discovery(stack: Stack) -> None:
+    sd = stack.aws("servicediscovery")
+    namespaces = [n for n in sd.list_namespaces()["Namespaces"] if n["Name"] == f"{stack.project}.local"]
+    assert len(namespaces) == 1 and namespaces[0]["Type"] == "DNS_PRIVATE"
+    services = sd.list_services(Filters=[{"Name": "NAMESPACE_ID", "Values": [namespaces[0]["Id"]], "Condition": "EQ"}])
+    assert sorted(s["Name"] for s in services["Services"]) == ["daemon", "webserver"]
+
+
+def ecs(stack: Stack) -> None:
+    client = stack.aws("ecs")
+    project = stack.project
+    described = client.describe_services(
+        cluster=project, services=[f"{project}-webserver", f"{project}-daemon"], include=["TAGS"]
+    )["services"]
+    services = {s["serviceName"].removeprefix(f"{project}-"): s for s in described}
+    assert set(services) == {"webserver", "daemon"}
+    for name, service in services.items():
+        assert service["launchType"] == "FARGATE"
+        breaker = service["deploymentConfiguration"]["deploymentCircuitBreaker"]
+        assert breaker == {"enable": True, "rollback": True}
+        assert service["networkConfiguration"]["awsvpcConfiguration"]["assignPublicIp"] == "ENABLED"
+        assert len(service["serviceRegistries"]) == 1
+        definition = client.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
+        assert definition["runtimePlatform"] == {"cpuArchitecture": "ARM64", "operatingSystemFamily": "LINUX"}
+        assert (definition["cpu"], definition["memory"]) == ("256", "512")
+        assert definition["requiresCompatibilities"] == ["FARGATE"]
+        container = definition["containerDefinitions"][0]
+        assert container["command"] == [name]
+        assert container["logConfiguration"]["options"]["awslogs-group"] == f"/ecs/{project}"
+        assert container["healthCheck"]["command"][:3] == ["CMD", "dagster-ecs-entrypoint", "healthcheck"]
+        secret_refs = {s["name"]: s["valueFrom"] for s in container["secrets"]}
+        assert secret_refs["DAGSTER_POSTGRES_PASSWORD"].endswith(":password::")
+        assert not any("PASSWORD" in e["name"] for e in container["environment"])
+        efs = definition["volumes"][0]["efsVolumeConfiguration"]
+        assert efs["transitEncryption"] == "ENABLED"
+        assert efs["authorizationConfig"]["iam"] == "ENABLED"
+    web = services["webserver"]
+    assert web["deploymentConfiguration"]["minimumHealthyPercent"] == 100
+    assert web["deploymentConfiguration"]["maximumPercent"] == 200
+    assert web["loadBalancers"][0]["containerPort"] == 8080
+    assert web["healthCheckGracePeriodSeconds"] == 120
+    daemon = services["daemon"]
+    assert daemon["deploymentConfiguration"]["maximumPercent"] == 100, "two Dagster daemons must never overlap"
+    assert daemon["loadBalancers"] == []
+
+
+def autoscaling(stack: Stack) -> None:
+    aas = stack.aws("application-autoscaling")
+    targets = aas.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
+    assert [(t["ResourceId"], t["MinCapacity"], t["MaxCapacity"]) for t in targets] == [
+        (f"service/{stack.project}/{stack.project}-webserver", 1, 2)
+    ]
+    policies = aas.describe_scaling_policies(ServiceNamespace="ecs")["ScalingPolicies"]
+    tracked = {
+        p["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"]["PredefinedMetricType"]: p[
+            "TargetTrackingScalingPolicyConfiguration"
+        ]["TargetValue"]
+        for p in policies
+    }
+    assert tracked == {"ECSServiceAverageCPUUtilization": 70.0, "ECSServiceAverageMemoryUtilization": 80.0}
+
+
+def outputs(stack: Stack) -> None:
+    """The outputs file names every id a user needs, and no secret value."""
+    values = stack.outputs()
+    for key in (
+        "load_balancer_url",
+        "dag_bucket",
+        "ecs_cluster",
+        "ecs_services",
+        "ecr_repository_url",
+        "database_endpoint",
+        "secrets",
+    ):
+        assert values[key], key
+    assert values["load_balancer_url"].startswith("http://")
+    assert values["dag_bucket"] == stack.bucket
+    text = json.dumps(values)
+    sm = stack.aws("secretsmanager")
+    for arn in values["secrets"].values():
+        password = json.loads(sm.get_secret_value(SecretId=arn)["SecretString"])["password"]
+        assert password not in text
+
+
+def _get(url: str, auth: tuple[str, str] | None = None) -> tuple[int | None, bytes]:
+    headers = {}
+    if auth:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def _local_url(stack: Stack) -> str:
+    """The local runtime's nginx (the offline load balancer URL)."""
+    assert stack.url.startswith("http://127.0.0.1:"), f"needs --url (the local runtime's), not {stack.url!r}"
+    return stack.url
+
+
+def runtime(stack: Stack) -> None:
+    """The local tasks serve Dagster behind basic auth: /health is public, the rest needs the credentials."""
+    url = _local_url(stack)
+    assert _get(f"{url}/health") == (200, b"ok\n")
+    assert _get(f"{url}/server_info")[0] == 401
+    auth = json.loads(
+        stack.aws("secretsmanager").get_secret_value(SecretId=f"{stack.project}/basic-auth")["SecretString"]
+    )
+    status, body = _get(f"{url}/server_info", (auth["username"], auth["password"]))
+    assert status == 200 and b"dagster_webserver_version" in body, (status, body[:200])
+
+
+def verify(stack: Stack) -> None:
+    """The verify stage's module saw what these see: /health is 200 and the outputs' URL is the runtime's."""
+    runtime(stack)
+    assert stack.outputs()["load_balancer_url"] == _local_url(stack)
+
+
+def preflight(stack: Stack) -> None:
+    assert stack.aws("sts").get_caller_identity()["Account"] == ACCOUNT
+
+
+def offline_endpoint(stack: Stack) -> None:
+    status, body = _get(f"{stack.endpoint}/_dagster_ecs_emulator/health")
+    assert status == 200, (status, body[:200])
+    preflight(stack)
+
+
+def teardown(stack: Stack) -> None:
+    left = leftovers(stack.endpoint, stack.project, stack.region)
+    assert left == {}, f"teardown left resources of {stack.project}: {left}"
+
+
+CHECKS = {
+    fn.__name__: fn
+    for fn in (
+        preflight,
+        offline_endpoint,
+        network,
+        security,
+        logging,
+        storage,
+        dags,
+        registry,
+        image,
+        secrets,
+        database,
+        iam,
+        loadbalancer,
+        discovery,
+        ecs,
+        autoscaling,
+        runtime,
+        outputs,
+        verify,
+        teardown,
+    )
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stages", nargs="+", choices=sorted(CHECKS), metavar="STAGE")
+    parser.add_argument("--endpoint", required=True, help="the AWS endpoint (the emulator)")
+    parser.add_argument("--project", default="dagster-ecs")
+    parser.add_argument("--region", default=REGION)
+    parser.add_argument("--state-dir", type=Path, help="dagster_ecs_state_dir (outputs file, local runtime)")
+    parser.add_argument("--environment", default="offline")
+    parser.add_argument("--url", default="", help="the local runtime's URL (its nginx, the offline load balancer)")
+    args = parser.parse_args(argv)
+    stack = Stack(args.endpoint, args.project, args.region, args.state_dir, args.environment, args.url)
+    for stage in args.stages:
+        try:
+            CHECKS[stage](stack)
+        except AssertionError as error:
+            print(f"FAILED: {stage}: {error!r}", file=sys.stderr)
+            raise
+        print(f"ok: {stage}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
