@@ -134,6 +134,10 @@ class Shim:
     def after(self, exchange: Exchange) -> None:
         """Rewrite the response in place before the client sees it."""
 
+    def wrap(self, app):
+        """Put an application of the shim's own in front of the emulator (a whole API moto lacks); default: none."""
+        return app
+
 
 class EfsLegacyTags(Shim):
     """EFS's original tag API (DescribeTags, CreateTags, DeleteTags) is missing from moto.
@@ -642,6 +646,31 @@ class CloudMapPrivateZoneVpc(Shim):
             zone.add_vpc(namespace.vpc, region)
 
 
+class EcrRegistryV2(Shim):
+    """ECR's registry endpoint (the Docker Registry HTTP API v2) is missing from moto.
+
+    On AWS, ``docker push`` sends an image's blobs and manifest to the repository URI's host
+    (``<account>.dkr.ecr.<region>.amazonaws.com``), logged in with ``ecr:GetAuthorizationToken``,
+    and ``DescribeImages`` then lists the tag. moto has the control plane only, so the image
+    stage (``community.docker.docker_login`` / ``docker_image_push``, then
+    ``dagster_ecs.fargate.ecr_image_info``) had nowhere to push offline. The emulator serves
+    the registry under ``/v2/`` on its own port (``dagster_ecs_emulator/registry.py``), and
+    registers each pushed manifest in moto's ECR. Not a request rewrite: a WSGI application in
+    front of the layer, which streams blobs to disk.
+    """
+
+    name = "ecr-registry-v2"
+    summary = "ECR's registry (Docker Registry HTTP API v2) under /v2/ on the emulator's port (image stage's push)"
+
+    def matches(self, environ):
+        return False
+
+    def wrap(self, app):
+        from .registry import Registry
+
+        return Registry(app)
+
+
 SHIMS: list[Shim] = [
     EfsLegacyTags(),
     EcsClusterCapacityProviders(),
@@ -655,6 +684,7 @@ SHIMS: list[Shim] = [
     AppAutoscalingTags(),
     S3PolicySecureTransport(),
     CloudMapPrivateZoneVpc(),
+    EcrRegistryV2(),
 ]
 
 

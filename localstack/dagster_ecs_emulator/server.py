@@ -41,7 +41,7 @@ class HealthEndpoint:
 
 
 def build_app(disabled_shims: Iterable[str] = (), faults: Iterable[dict] = ()):
-    """Return the WSGI application: moto + compatibility shims + fault injection + health endpoint."""
+    """Return the WSGI application: moto + compatibility shims + fault injection + registry + health endpoint."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     disabled = set(disabled_shims)
@@ -52,6 +52,8 @@ def build_app(disabled_shims: Iterable[str] = (), faults: Iterable[dict] = ()):
     for shim in shims:
         shim.install()
     app = FaultInjector(CompatLayer(DomainDispatcherApplication(create_backend_app), shims), faults)
+    for shim in shims:  # whole APIs moto lacks (the ECR registry), served in front of the layer
+        app = shim.wrap(app)
     return HealthEndpoint(app, (shim.name for shim in shims))
 
 
