@@ -167,3 +167,31 @@ def offline_environment(tmp_path_factory, **more):
 @pytest.fixture
 def playbook():
     return run_playbook
+
+
+# The test files that take minutes (paths under tests/), longest first (seconds in CI, --durations). `make test` runs
+# files on 2 workers (xdist --dist loadfile hands them out in collection order), so starting the long
+# ones first keeps one worker from running the longest file alone at the end.
+LONGEST_FIRST = [
+    "test_molecule.py",  # ~700 s
+    "integration/test_workload.py",  # ~400 s
+    "integration/test_faults.py",  # ~310 s
+    "emulator/test_compat.py",  # ~380 s, in 15 scenarios
+    "integration/test_site.py",  # ~210 s
+    "integration/test_exposure.py",  # ~190 s
+    "test_lint.py",  # ~120 s
+    "integration/test_dags.py",  # ~150 s
+    "test_ansible_sanity.py",  # ~85 s
+    "test_coverage.py",  # ~70 s
+    "integration/test_image.py",  # ~40 s
+]
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {name: n for n, name in enumerate(LONGEST_FIRST)}
+    tests = Path(__file__).parent
+
+    def file_rank(item):
+        return rank.get(item.path.relative_to(tests).as_posix(), len(rank))
+
+    items.sort(key=file_rank)  # stable: the rest keep their order

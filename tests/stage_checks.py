@@ -15,6 +15,7 @@ import argparse
 import base64
 import json
 import sys
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -339,10 +340,26 @@ def _local_url(stack: Stack) -> str:
     return stack.url
 
 
+def _wait_for_health(url: str, timeout: float = 240) -> None:
+    """The runtime stage starts the tasks and returns; /health answers once the webserver task is up
+    (on AWS, the verify stage is what waits for the tasks). Waits like it, then asserts."""
+    deadline = time.monotonic() + timeout
+    answer: tuple[int | None, bytes] = (None, b"")
+    while time.monotonic() < deadline:
+        try:
+            answer = _get(f"{url}/health")
+        except OSError as error:  # nginx not listening yet
+            answer = (None, str(error).encode())
+        if answer == (200, b"ok\n"):
+            return
+        time.sleep(2)
+    raise AssertionError(f"{url}/health did not answer 200 ok within {timeout:.0f} s: {answer}")
+
+
 def runtime(stack: Stack) -> None:
     """The local tasks serve Dagster behind basic auth: /health is public, the rest needs the credentials."""
     url = _local_url(stack)
-    assert _get(f"{url}/health") == (200, b"ok\n")
+    _wait_for_health(url)
     assert _get(f"{url}/server_info")[0] == 401
     auth = json.loads(
         stack.aws("secretsmanager").get_secret_value(SecretId=f"{stack.project}/basic-auth")["SecretString"]
