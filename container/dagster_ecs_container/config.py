@@ -92,14 +92,14 @@ def supervisord_conf(settings: Settings, role: str) -> str:
         f"pidfile={run}/supervisord.pid",
         "",
         "[unix_http_server]",
-        f"file={run}/supervisor.sock",
+        f"file={settings.supervisor_socket}",
         "chmod=0700",
         "",
         "[rpcinterface:supervisor]",
         "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
         "",
         "[supervisorctl]",
-        f"serverurl=unix://{run}/supervisor.sock",
+        f"serverurl=unix://{settings.supervisor_socket}",
     ]
     for name, (command, priority) in programs.items():
         sections += [

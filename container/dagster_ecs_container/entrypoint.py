@@ -271,6 +271,8 @@ def start_service(role: str, settings: Settings) -> int:
     LOG.info("dagster-ecs-entrypoint %s starting the %s role", __version__, role)
     for directory in (settings.home, settings.runtime_dir, settings.storage_dir):
         directory.mkdir(parents=True, exist_ok=True)
+    # supervisord creates its socket but not the directory (the short one when runtime_dir is deep).
+    settings.supervisor_socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if role == "webserver":
         try:
             _step(

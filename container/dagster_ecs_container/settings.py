@@ -89,6 +89,18 @@ class Settings:
         return Path("/tmp") / f"dagster-ecs-{digest}"  # noqa: S108 - created 0700, one per task
 
     @property
+    def supervisor_socket(self) -> Path:
+        """supervisord's control socket: in the runtime directory, or in the short socket directory.
+
+        A deep runtime directory (a checkout at a long path, a test's tmp dir) would otherwise put the
+        socket past sun_path's 108 bytes, and supervisord would refuse to start.
+        """
+        candidate = self.runtime_dir / "supervisor.sock"
+        if len(str(candidate)) < 100:  # the same margin as codeserver_dir's
+            return candidate
+        return self.codeserver_dir / "supervisor.sock"  # the short /tmp directory: runtime_dir is too long
+
+    @property
     def codeserver_socket(self) -> Path:
         """The live code server (a symlink the sidecar re-points); both workspaces load from it."""
         return self.codeserver_dir / "live.sock"

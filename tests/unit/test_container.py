@@ -58,6 +58,20 @@ def test_socket_paths_fit_sun_path(tmp_path):
     assert short.codeserver_dir == Path("/opt/dagster/run/codeserver")
 
 
+def test_supervisor_socket_fits_sun_path(tmp_path):
+    """A checkout at a long path: supervisord's socket moves to the short directory (sun_path: 108 bytes)."""
+    deep = tmp_path / ("x" * 120) / "runtime" / "tasks" / "webserver" / "run"
+    settings = Settings.from_env({"DAGSTER_APP_DIR": str(tmp_path), "DAGSTER_RUNTIME_DIR": str(deep)})
+    assert len(str(settings.runtime_dir / "supervisor.sock")) > 108
+    assert len(str(settings.supervisor_socket)) < 100
+    assert settings.supervisor_socket.parent == settings.codeserver_dir
+    conf = supervisord_conf(settings, "webserver")
+    assert f"file={settings.supervisor_socket}\n" in conf
+    assert f"serverurl=unix://{settings.supervisor_socket}\n" in conf
+    short = Settings.from_env({"DAGSTER_APP_DIR": "/opt/dagster"})
+    assert short.supervisor_socket == Path("/opt/dagster/run/supervisor.sock")
+
+
 def test_after_socket_waits_for_a_listener_then_execs(tmp_path):
     import socket
     import subprocess
