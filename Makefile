@@ -38,8 +38,8 @@ teardown: venv ## Delete everything of the project in the offline profile (INVEN
 down: venv ## Stop what the offline profile started on this machine (the emulator, the local tasks)
 	$(PLAYBOOK) playbooks/down.yml
 
-test: venv ## Run every test (lint, sanity, coverage, unit, emulator, integration), one test file per CPU; make molecule too
-	$(BIN)/pytest -n auto --dist loadfile -m "not molecule" $(PYTEST_ARGS)
+test: venv ## Run every test (lint, sanity, coverage, unit, molecule, emulator, integration), one test file per CPU
+	$(BIN)/pytest -n auto --dist loadfile $(PYTEST_ARGS)
 
 test-unit: venv ## Only the fast tests (no ansible-playbook runs, no ansible-test)
 	$(BIN)/pytest -m "not integration and not slow" $(PYTEST_ARGS)

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 # The default scenario (create/destroy: the emulator), then the roles as site.yml runs them;
-# offline_endpoint and teardown use their own emulator / project and can go anywhere.
+# offline_endpoint uses an emulator of its own and can go anywhere; teardown deletes the stack, last.
 ORDER = [
     "default",
     "preflight",

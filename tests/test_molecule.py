@@ -3,23 +3,19 @@
 The default scenario starts the emulator (create) and stops it with the local tasks (destroy); each
 role scenario runs prepare -> converge -> idempotence -> verify on it (.config/molecule/config.yml),
 in site.yml's order. Ports are chosen free and the shared ephemeral directory is this test's own,
-so the run meets neither a rehearsal on 4566 nor another molecule run.
+so the run meets neither a rehearsal on 4566 nor another molecule run. That directory is deep (pytest's
+tmp_path): the local_runtime scenario also proves the local tasks start from a long path, where
+supervisord's socket would not fit in sun_path's 108 bytes without settings.supervisor_socket's fallback.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, run_python
 
-# Not in `make test` yet (Makefile: -m "not molecule"; `make molecule` runs it): in CI, under the load of
-# the other suites, the local_runtime scenario's webserver task never listened (verify waited 240 s; two
-# CI runs), while every run on this machine alone passed. To find before it joins make test again.
 pytestmark = [pytest.mark.integration, pytest.mark.molecule]
 
 SCENARIOS = sorted(p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml"))
@@ -33,16 +29,7 @@ def test_every_role_has_a_scenario():
 def test_every_scenario_converges_idempotently_and_verifies(tmp_path):
     env = {"MOLECULE_EPHEMERAL_DIRECTORY": str(tmp_path / "molecule"), "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
     started = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "molecule/run.py"],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
+    proc = run_python("molecule/run.py", timeout=1800, env=env)
     elapsed = time.monotonic() - started
     (tmp_path / "molecule.log").write_text(proc.stdout)
     assert proc.returncode == 0, proc.stdout[-12000:]
