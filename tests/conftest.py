@@ -145,6 +145,21 @@ def run_playbook(playbook, *args, inventory=None, extra_vars=None, env=None, tim
     return PlaybookRun(command, proc.returncode, proc.stdout)
 
 
+def run_python(*args: str, timeout: float, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """This venv's Python on a script or module of the project (no stdin; stdout and stderr together)."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 @contextlib.contextmanager
 def offline_environment(tmp_path_factory, **more):
     """A private offline profile: its own endpoint port (nothing listens: the profile starts the

@@ -323,15 +323,30 @@ def outputs(stack: Stack) -> None:
         assert password not in text
 
 
-def _get(url: str, auth: tuple[str, str] | None = None) -> tuple[int | None, bytes]:
-    headers = {}
+def request(url, auth=None, data=None, timeout=10) -> tuple[int | None, bytes]:
+    """GET (POST with ``data``, as JSON) with optional basic auth: ``(status, body)``, ``(None, error)`` if
+    nothing answers. The one HTTP helper of the tests (test_workload uses it too)."""
+    headers = {"Content-Type": "application/json"} if data is not None else {}
     if auth:
         headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as response:
-            return response.status, response.read()
+        with urllib.request.urlopen(urllib.request.Request(url, data=data, headers=headers), timeout=timeout) as answer:
+            return answer.status, answer.read()
     except urllib.error.HTTPError as err:
         return err.code, err.read()
+    except OSError as err:  # refused, reset, timed out: nothing (yet) serves the URL
+        return None, str(err).encode()
+
+
+def wait_for(predicate, timeout, interval=1.0, what="condition"):
+    """``predicate()``'s first truthy value, tried every ``interval`` s; AssertionError after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def _local_url(stack: Stack) -> str:
@@ -340,31 +355,16 @@ def _local_url(stack: Stack) -> str:
     return stack.url
 
 
-def _wait_for_health(url: str, timeout: float = 240) -> None:
-    """The runtime stage starts the tasks and returns; /health answers once the webserver task is up
-    (on AWS, the verify stage is what waits for the tasks). Waits like it, then asserts."""
-    deadline = time.monotonic() + timeout
-    answer: tuple[int | None, bytes] = (None, b"")
-    while time.monotonic() < deadline:
-        try:
-            answer = _get(f"{url}/health")
-        except OSError as error:  # nginx not listening yet
-            answer = (None, str(error).encode())
-        if answer == (200, b"ok\n"):
-            return
-        time.sleep(2)
-    raise AssertionError(f"{url}/health did not answer 200 ok within {timeout:.0f} s: {answer}")
-
-
 def runtime(stack: Stack) -> None:
     """The local tasks serve Dagster behind basic auth: /health is public, the rest needs the credentials."""
     url = _local_url(stack)
-    _wait_for_health(url)
-    assert _get(f"{url}/server_info")[0] == 401
+    # The runtime stage starts the tasks and returns (on AWS, the verify stage is what waits for them).
+    wait_for(lambda: request(f"{url}/health") == (200, b"ok\n"), 240, 2, f"{url}/health to answer 200 ok")
+    assert request(f"{url}/server_info")[0] == 401
     auth = json.loads(
         stack.aws("secretsmanager").get_secret_value(SecretId=f"{stack.project}/basic-auth")["SecretString"]
     )
-    status, body = _get(f"{url}/server_info", (auth["username"], auth["password"]))
+    status, body = request(f"{url}/server_info", (auth["username"], auth["password"]))
     assert status == 200 and b"dagster_webserver_version" in body, (status, body[:200])
 
 
@@ -379,7 +379,7 @@ def preflight(stack: Stack) -> None:
 
 
 def offline_endpoint(stack: Stack) -> None:
-    status, body = _get(f"{stack.endpoint}/_dagster_ecs_emulator/health")
+    status, body = request(f"{stack.endpoint}/_dagster_ecs_emulator/health")
     assert status == 200, (status, body[:200])
     preflight(stack)
 

@@ -7,26 +7,14 @@ it pylint).
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
-from conftest import ROOT
+from conftest import run_python
 
 pytestmark = pytest.mark.slow
 
 
 def test_ansible_test_sanity():
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "ansible_sanity.py")],
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=1500,
-        check=False,
-    )
+    result = run_python("tests/ansible_sanity.py", timeout=1500)
     # ansible-test prints each finding as an ERROR line; pip's download progress is left out of the message.
     findings = [line for line in result.stdout.splitlines() if line.startswith(("ERROR", "FATAL"))]
     assert result.returncode == 0, "\n".join(findings) + "\n--- output tail ---\n" + result.stdout[-6000:]

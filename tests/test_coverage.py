@@ -8,11 +8,9 @@ depend on which other tests a `make test` selects.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
 import pytest
-from conftest import ROOT
+from conftest import run_python
 
 pytestmark = pytest.mark.slow
 
@@ -20,16 +18,10 @@ UNIT_TESTS = ["tests/unit/plugins", "tests/unit/test_tagged.py", "tests/unit/tes
 
 
 def test_collection_line_coverage_is_at_least_90_percent():
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", *UNIT_TESTS, "-q", "-p", "no:cacheprovider", "-p", "no:xdist"]
-        + ["--cov", "--cov-report=term-missing:skip-covered"],
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    result = run_python(
+        *("-m", "pytest", *UNIT_TESTS, "-q", "-p", "no:cacheprovider", "-p", "no:xdist"),
+        *("--cov", "--cov-report=term-missing:skip-covered"),
         timeout=900,
-        check=False,
     )
     assert result.returncode == 0, result.stdout[-6000:]
     total = re.search(r"^TOTAL\s+\d+\s+\d+\s+(\d+(?:\.\d+)?)%", result.stdout, re.M)

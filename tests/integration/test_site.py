@@ -44,14 +44,13 @@ def test_the_offline_profile_starts_the_emulator(emulator, env):
 
 def test_production_inventory_against_the_emulator(emulator, env):
     """The code path real AWS takes: no emulator start, credentials from the environment."""
-    project = PROJECT
     extra = {
         "dagster_ecs_aws_endpoint_url": env["endpoint"],
         "dagster_ecs_state_dir": str(env["state"]),
-        "dagster_ecs_project": project,
+        "dagster_ecs_project": PROJECT,
     }
     creds = dict(OFFLINE_CREDENTIALS)
-    assert leftovers(env["endpoint"], project) == {}
+    assert leftovers(env["endpoint"], PROJECT) == {}
     # verify is the one stage that cannot pass here: it waits for Fargate tasks behind the ALB,
     # and the emulator runs no task (the offline profile's local runtime does, not production's).
     skip = ("--skip-tags", "verify")
@@ -60,24 +59,24 @@ def test_production_inventory_against_the_emulator(emulator, env):
     assert "served by" not in run.output, "the production inventory must never start or probe an emulator"
     assert not (env["state"] / "production" / "runtime").exists(), "production must not start the local runtime"
     outputs = json.loads((env["state"] / "production" / "outputs.json").read_text())
-    assert (outputs["environment"], outputs["project"]) == ("production", project)
+    assert (outputs["environment"], outputs["project"]) == ("production", PROJECT)
 
     refused = run_playbook("playbooks/teardown.yml", inventory="inventory/production", extra_vars=extra, env=creds)
     assert refused.returncode != 0
-    assert f"teardown_confirm={project}" in refused.output
-    assert leftovers(env["endpoint"], project), "an unconfirmed teardown deleted something"
+    assert f"teardown_confirm={PROJECT}" in refused.output
+    assert leftovers(env["endpoint"], PROJECT), "an unconfirmed teardown deleted something"
 
     down = run_playbook(
         "playbooks/teardown.yml",
         inventory="inventory/production",
         env=creds,
-        extra_vars={**extra, "teardown_confirm": project},
+        extra_vars={**extra, "teardown_confirm": PROJECT},
     )
     assert down.returncode == 0, down.output[-6000:]
-    left = leftovers(env["endpoint"], project)
+    left = leftovers(env["endpoint"], PROJECT)
     snapshots = left.pop("db_snapshots", [])
     assert left == {}
-    assert len(snapshots) == 1 and snapshots[0].startswith(f"{project}-final-"), "production keeps a final snapshot"
+    assert len(snapshots) == 1 and snapshots[0].startswith(f"{PROJECT}-final-"), "production keeps a final snapshot"
 
 
 def test_down_stops_the_emulator(env):

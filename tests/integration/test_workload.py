@@ -10,21 +10,18 @@ deploys, rollback.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import shutil
 import signal
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import boto3
 import psycopg2
 import pytest
 from conftest import OFFLINE_CREDENTIALS, ROOT, free_port, run_playbook
-from stage_checks import CHECKS, Stack
+from stage_checks import CHECKS, Stack, request, wait_for
 
 pytestmark = pytest.mark.integration
 PROJECT = "dagster-ecs"
@@ -67,36 +64,12 @@ def stack(tmp_path_factory):
     run_playbook("playbooks/down.yml", extra_vars=extra)
 
 
-def request(url, auth=None, data=None, timeout=10):
-    headers = {"Content-Type": "application/json"} if data is not None else {}
-    if auth:
-        headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-    req = urllib.request.Request(url, data=data, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
-    except OSError as err:
-        return None, str(err).encode()
-
-
 def graphql(stack, query, variables=None):
     status, body = request(
         f"{stack['url']}/graphql", stack["auth"], json.dumps({"query": query, "variables": variables or {}}).encode()
     )
     assert status == 200, body[:300]
     return json.loads(body)["data"]
-
-
-def wait_for(predicate, timeout, interval=1.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def test_site_ends_with_a_healthy_dagster(stack):

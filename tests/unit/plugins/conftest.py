@@ -8,7 +8,7 @@
   fills the few gaps of moto 5.2.5 that these modules meet, the way the offline emulator's
   shims do (``localstack/dagster_ecs_emulator/compat.py``). Retry back-off sleeps are recorded,
   not slept.
-* ``clock`` replaces the time of ``module_utils.common.wait_until`` with a fake one.
+* ``clock`` replaces the time of ``module_utils.common.wait_until`` and of the stack_health action with a fake one.
 * ``http_server`` is a tiny HTTP server on 127.0.0.1 (a free port) answering from a route table.
 """
 
@@ -20,6 +20,7 @@ from types import SimpleNamespace
 import botocore.session
 import pytest
 from ansible_collections.amazon.aws.plugins.module_utils import cloud
+from ansible_collections.dagster_ecs.fargate.plugins.action import stack_health as stack_health_action
 from ansible_collections.dagster_ecs.fargate.plugins.module_utils import common
 from botocore.client import BaseClient
 from moto import mock_aws
@@ -78,8 +79,10 @@ def aws(moto_started, monkeypatch):
 
 @pytest.fixture
 def clock(monkeypatch):
+    """One fake time for module_utils.common (wait_until) and the stack_health action plugin's loop."""
     fake = FakeClock()
     monkeypatch.setattr(common, "time", fake)
+    monkeypatch.setattr(stack_health_action, "time", fake)
     return fake
 
 

@@ -8,7 +8,7 @@ import pytest
 from ansible_collections.dagster_ecs.fargate.plugins.action import stack_health as action_plugin
 from ansible_collections.dagster_ecs.fargate.plugins.modules import stack_health
 
-from unit.plugins.harness import FakeClock, Reply, run_module
+from unit.plugins.harness import Reply, run_module
 
 MODULE = "dagster_ecs.fargate.stack_health"
 
@@ -23,13 +23,6 @@ def unhealthy(detail="HTTP 503: loading"):
 
 
 HEALTHY = {"changed": False, "healthy": True, "unhealthy": [], "checks": {"daemon": {"ok": True, "detail": "1"}}}
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    fake = FakeClock()
-    monkeypatch.setattr(action_plugin, "time", fake)
-    return fake
 
 
 @pytest.fixture

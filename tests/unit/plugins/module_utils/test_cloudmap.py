@@ -86,6 +86,12 @@ def test_paginate_error(cm, aws):
     assert failed.value.args[0] == {"msg": "Failed to list the services", "code": "InvalidInput"}
 
 
+def test_paginate_retries_throttling_like_a_call(cm, aws):
+    aws.fail("ListServices", "ThrottlingException", times=2)
+    assert cm.paginate("list the services", "list_services", "Services") == []
+    assert aws.count("ListServices") == 3 and len(aws.sleeps) == 2
+
+
 def test_call_retries_and_fails(cm, aws):
     aws.fail("GetNamespace", "ThrottlingException", times=1)
     aws.fail("GetNamespace", "NamespaceNotFound", times=1)

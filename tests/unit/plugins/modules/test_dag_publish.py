@@ -252,6 +252,8 @@ def test_bundle_is_built_for_eight_files_or_more(run_module, s3, big_src, valida
     data = s3.get_object(Bucket=BUCKET, Key=f"dags/objects/{bundle.sha256}")["Body"].read()
     assert mf.sha256_bytes(data) == bundle.sha256 and len(data) == bundle.size
     assert s3.head_object(Bucket=BUCKET, Key=f"dags/objects/{bundle.sha256}")["ContentType"] == "application/gzip"
+    again = publish(run_module, big_src)  # unchanged: the live bundle stays, and is reported
+    assert not again["changed"] and again["bundle"] == "reused" and bundle_of(s3) == bundle
 
 
 def test_bundle_is_reused_while_few_files_differ(run_module, s3, big_src, validated):
@@ -423,6 +425,14 @@ def test_throttled_uploads_are_retried(run_module, s3, src, validated, aws):
     aws.fail("PutObject", "Throttling", status=503, times=3)
     result = publish(run_module, src, concurrency=1)
     assert result["changed"] and len(aws.sleeps) == 3
+    assert live(s3).version == result["version"]
+
+
+def test_s3_slowdown_on_a_listing_is_retried(run_module, s3, src, validated, aws):
+    """The history listing is paginated: its calls retry like the others (S3's SlowDown included)."""
+    aws.fail("ListObjectsV2", "SlowDown", status=503, times=2)
+    result = publish(run_module, src)
+    assert result["changed"] and aws.count("ListObjectsV2") >= 3 and len(aws.sleeps) == 2
     assert live(s3).version == result["version"]
 
 

@@ -284,6 +284,19 @@ def test_local_runtime(run_module, dagster, tmp_path):
         assert checks[f"local:{name}"] == {"ok": False, "detail": "no running task"}
 
 
+def test_local_task_of_another_user_counts_as_running(run_module, dagster, tmp_path, monkeypatch):
+    """kill(pid, 0) answers EPERM for a process another user owns (a task started with sudo): it exists."""
+
+    def kill(pid, sig):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(stack_health.os, "kill", kill)
+    status = tmp_path / "status.json"
+    status.write_text(json.dumps({"services": {"webserver": {"pid": 1, "running": True, "restarts": 0}}}))
+    result = check(run_module, dagster.url, local_status_file=str(status), local_services=["webserver"])
+    assert result["checks"]["local:webserver"] == {"ok": True, "detail": "running (pid 1, 0 restarts)"}
+
+
 @pytest.mark.parametrize("content", [None, "not json"])
 def test_local_runtime_not_running(run_module, dagster, tmp_path, content):
     status = tmp_path / "status.json"
