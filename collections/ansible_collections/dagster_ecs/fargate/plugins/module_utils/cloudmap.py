@@ -13,6 +13,7 @@ from ansible_collections.dagster_ecs.fargate.plugins.module_utils.common import 
     call,
     camel_tags,
     client,
+    paginate,
     wait_until,
 )
 
@@ -28,7 +29,7 @@ class CloudMap:
 
     def paginate(self, what, method, key, **kwargs):
         try:
-            return self.sd.get_paginator(method).paginate(**kwargs).build_full_result().get(key, [])
+            return paginate(self.sd, method, **kwargs).get(key, [])
         except BOTO_ERRORS as e:
             self.module.fail_json_aws(e, msg=f"Failed to {what}")
 

@@ -18,6 +18,7 @@ try:
 except ImportError:  # AnsibleAWSModule reports the missing library
     BOTO_ERRORS = ()
 
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import paginated_query_with_retries
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
 
@@ -29,6 +30,9 @@ EXTRA_RETRY_CODES = [
     "ServiceUnavailableException",
     "InternalFailure",
     "InternalServerError",
+    "ServerException",  # ECS, ECR: "server-side issue"
+    "SlowDown",  # S3: reduce the request rate
+    "RequestTimeout",  # S3: the socket was not read or written in time
 ]
 
 
@@ -45,6 +49,15 @@ def client(module, service, **extra_params):
     ``extra_params`` go to boto3 (e.g. ``config=botocore.config.Config(max_pool_connections=16)``).
     """
     return module.client(service, retry_decorator=retry_decorator(), **extra_params)
+
+
+def paginate(aws_client, method, **kwargs):
+    """Every page of ``method`` merged (``build_full_result``), retried as a whole like a single call.
+
+    A paginator's calls do not go through the client's ``aws_retry`` wrapper; amazon.aws's
+    paginated_query_with_retries restarts the listing from the first page on a retryable error.
+    """
+    return paginated_query_with_retries(aws_client, method, retry_decorator=retry_decorator(), **kwargs)
 
 
 # tags/purge_tags as amazon.aws modules take them (documented by the amazon.aws.tags fragment).

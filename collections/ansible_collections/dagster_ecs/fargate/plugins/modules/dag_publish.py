@@ -155,7 +155,8 @@ uploaded:
 bundle:
   description:
     - V(new) when a new bundle (one tar.gz of the version, what a task starting cold downloads in one request) was
-      uploaded, V(reused) when the previous bundle still holds most files, V(none) for versions under 8 files.
+      uploaded, V(reused) when the previous bundle still holds most files (or the version is unchanged and has a
+      bundle), V(none) for versions under 8 files.
   returned: with state=present
   type: str
 deleted_objects:
@@ -217,7 +218,7 @@ from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.urls import open_url
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.dagster_ecs.fargate.plugins.module_utils.common import BOTO_ERRORS, client
+from ansible_collections.dagster_ecs.fargate.plugins.module_utils.common import BOTO_ERRORS, client, paginate
 from ansible_collections.dagster_ecs.fargate.plugins.module_utils.dags import (
     BUNDLE_MIN_FILES,
     bundle_is_stale,
@@ -270,12 +271,10 @@ class Publisher:
         found = []
         prefix = self.key(mf.HISTORY)
         try:
-            paginator = self.s3.get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-                for item in page.get("Contents", []):
-                    name = item["Key"][len(prefix) :]
-                    if name.endswith(".json") and "/" not in name:
-                        found.append((name[: -len(".json")], item["LastModified"]))
+            for item in paginate(self.s3, "list_objects_v2", Bucket=self.bucket, Prefix=prefix).get("Contents", []):
+                name = item["Key"][len(prefix) :]
+                if name.endswith(".json") and "/" not in name:
+                    found.append((name[: -len(".json")], item["LastModified"]))
         except BOTO_ERRORS as e:
             self.fail_aws(e, "list the manifest history")
         return found
@@ -355,11 +354,10 @@ class Publisher:
             referenced.update(entry.sha256 for entry in kept_manifest.files.values())
             if kept_manifest.bundle:
                 referenced.add(kept_manifest.bundle.sha256)
-        objects = []
         prefix = self.key(mf.OBJECTS)
         try:
-            for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
-                objects.extend(item["Key"] for item in page.get("Contents", []))
+            listing = paginate(self.s3, "list_objects_v2", Bucket=self.bucket, Prefix=prefix)
+            objects = [item["Key"] for item in listing.get("Contents", [])]
             doomed = [key for key in objects if key[len(prefix) :] not in referenced]
             doomed += [self.key(f"{mf.HISTORY}{version}.json") for version in drop]
             for start in range(0, len(doomed), 1000):
@@ -477,7 +475,8 @@ def publish(module, publisher):
         files=files, assets=assets, created_by=created_by, previous=current.version if current else None
     )
     unchanged = current is not None and current.version == desired.version
-    bundle, bundle_bytes, bundle_state = None, {}, "none"
+    # An unchanged version keeps the live manifest, and with it the bundle it has (or not).
+    bundle, bundle_bytes, bundle_state = None, {}, "reused" if unchanged and current.bundle else "none"
     if not unchanged and len(files) >= BUNDLE_MIN_FILES:
         bundle, bundle_state = (current.bundle if current else None), "reused"
         if bundle:

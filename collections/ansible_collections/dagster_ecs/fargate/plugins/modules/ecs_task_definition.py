@@ -148,6 +148,7 @@ from ansible_collections.dagster_ecs.fargate.plugins.module_utils.common import 
     apply_tags,
     call,
     client,
+    paginate,
 )
 from ansible_collections.dagster_ecs.fargate.plugins.module_utils.taskdef import canonical, differences
 
@@ -201,8 +202,8 @@ class TaskDefinitions:
 
     def active_arns(self, family):
         try:
-            pages = self.ecs.get_paginator("list_task_definitions").paginate(familyPrefix=family, status="ACTIVE")
-            arns = pages.build_full_result().get("taskDefinitionArns", [])
+            pages = paginate(self.ecs, "list_task_definitions", familyPrefix=family, status="ACTIVE")
+            arns = pages.get("taskDefinitionArns", [])
         except BOTO_ERRORS as e:
             self.module.fail_json_aws(e, msg=f"Failed to list task definitions of {family}")
         # familyPrefix is a prefix match: keep this family only.

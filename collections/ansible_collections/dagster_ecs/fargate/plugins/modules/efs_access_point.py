@@ -161,6 +161,7 @@ from ansible_collections.dagster_ecs.fargate.plugins.module_utils.common import 
     apply_tags,
     call,
     client,
+    paginate,
     wait_until,
 )
 
@@ -239,8 +240,7 @@ class AccessPoints:
 
     def find(self, file_system_id, name):
         try:
-            paginator = self.efs.get_paginator("describe_access_points")
-            pages = paginator.paginate(FileSystemId=file_system_id).build_full_result()
+            pages = paginate(self.efs, "describe_access_points", FileSystemId=file_system_id)
         except BOTO_ERRORS as e:
             self.module.fail_json_aws(e, msg=f"Failed to describe the access points of {file_system_id}")
         matches = [

@@ -200,7 +200,9 @@ def check_local(module, checks):
             try:
                 os.kill(task["pid"], 0)
                 alive = True
-            except OSError:
+            except PermissionError:  # EPERM: the process exists, owned by another user
+                alive = True
+            except OSError:  # ESRCH: gone
                 alive = False
         detail = f"running (pid {task['pid']}, {task['restarts']} restarts)" if alive else "no running task"
         checks[f"local:{name}"] = {"ok": alive, "detail": detail}
