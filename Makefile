@@ -39,7 +39,7 @@ down: venv ## Stop what the offline profile started on this machine (the emulato
 	$(PLAYBOOK) playbooks/down.yml
 
 test: venv ## Run every test (lint, sanity, coverage, unit, molecule, emulator, integration), one test file per CPU
-	$(BIN)/pytest -n auto --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/pytest -n auto --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 test-unit: venv ## Only the fast tests (no ansible-playbook runs, no ansible-test)
 	$(BIN)/pytest -m "not integration and not slow" $(PYTEST_ARGS)

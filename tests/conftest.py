@@ -185,10 +185,11 @@ def playbook():
 
 
 # The test files that take minutes (paths under tests/), longest first (seconds in CI, --durations). `make test` runs
-# files on 2 workers (xdist --dist loadfile hands them out in collection order), so starting the long
-# ones first keeps one worker from running the longest file alone at the end.
+# files on 2 workers (xdist --dist loadfile with --no-loadscope-reorder hands them out in collection
+# order; xdist's default would reorder them by number of tests, and start the 2-test molecule file last),
+# so starting the long ones first keeps one worker from running the longest file alone at the end.
 LONGEST_FIRST = [
-    "test_molecule.py",  # ~700 s
+    "test_molecule.py",  # ~710 s
     "integration/test_workload.py",  # ~400 s
     "integration/test_faults.py",  # ~310 s
     "emulator/test_compat.py",  # ~380 s, in 15 scenarios

@@ -359,7 +359,11 @@ def runtime(stack: Stack) -> None:
     """The local tasks serve Dagster behind basic auth: /health is public, the rest needs the credentials."""
     url = _local_url(stack)
     # The runtime stage starts the tasks and returns (on AWS, the verify stage is what waits for them).
-    wait_for(lambda: request(f"{url}/health") == (200, b"ok\n"), 240, 2, f"{url}/health to answer 200 ok")
+    answers: list[tuple[int | None, bytes]] = []
+    try:
+        wait_for(lambda: answers.append(request(f"{url}/health")) or answers[-1] == (200, b"ok\n"), 240, 2, "/health")
+    except AssertionError as error:
+        raise AssertionError(f"{error}; its last answer: {answers[-1]}") from None
     assert request(f"{url}/server_info")[0] == 401
     auth = json.loads(
         stack.aws("secretsmanager").get_secret_value(SecretId=f"{stack.project}/basic-auth")["SecretString"]
