@@ -193,8 +193,7 @@ LONGEST_FIRST = [
     "integration/test_workload.py",  # ~400 s
     "integration/test_faults.py",  # ~310 s
     "emulator/test_compat.py",  # ~380 s, in 15 scenarios
-    "integration/test_site.py",  # ~210 s
-    "integration/test_exposure.py",  # ~190 s
+    "integration/test_site.py",  # ~300 s
     "test_lint.py",  # ~120 s
     "integration/test_dags.py",  # ~150 s
     "test_ansible_sanity.py",  # ~85 s

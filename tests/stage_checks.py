@@ -1,7 +1,7 @@
 """What each stage of site.yml must have built, asserted through boto3 (and HTTP for the local stages).
 
 One function per site.yml stage tag, each taking a :class:`Stack` (the emulator endpoint, the
-project and the state directory). Used by tests/integration/test_site.py after a whole site.yml and
+project and the state directory). Used by tests/integration/test_workload.py after a whole site.yml and
 by the molecule scenarios' verify step (molecule/shared/verify.yml), one stage at a time:
 
     python tests/stage_checks.py network --endpoint http://127.0.0.1:4566 --project dagster-ecs

@@ -13,8 +13,8 @@ One deployment for the module, on a private emulator that the offline profile st
    group gets SIGINT (as Ctrl-C sends it) or SIGTERM. The first run starts a fresh, empty
    emulator.
 3. A re-run converges: exactly what the uninterrupted run of step 1 built, nothing twice.
-   (That a further run changes nothing is each molecule scenario's idempotence, and
-   test_exposure's and test_workload's whole re-runs.)
+   (That a further run changes nothing is each molecule scenario's idempotence,
+   test_site's certificate re-run and test_workload's check-mode re-run.)
 
 Everything runs with ``--skip-tags runtime,verify,dags,image``: no local Dagster process, no
 image build; every AWS resource of the stack is still provisioned.
