@@ -215,9 +215,19 @@ def test_a_crashed_task_is_replaced_like_ecs_would(stack):
     wait_for(lambda: request(f"{stack['url']}/health")[0] == 200, 180, 2, "the replacement task to be healthy")
 
 
-def test_a_new_task_definition_replaces_the_running_task(stack):
+@pytest.fixture(scope="module")
+def new_revision(stack):
+    """The secrets and ecs stages again, verbose (-vvv), with a new image tag: new task definition revisions.
+
+    Its output is also one of the places test_generated_secrets_never_leak searches.
+    """
     before = json.loads((stack["runtime"] / "status.json").read_text())["services"]["daemon"]
-    run = run_playbook("site.yml", "--tags", "ecs", extra_vars={**stack["extra"], "dagster_ecs_image_tag": "0.1.1"})
+    extra = {**stack["extra"], "dagster_ecs_image_tag": "0.1.1"}
+    return before, run_playbook("site.yml", "--tags", "secrets,ecs", "-vvv", extra_vars=extra)
+
+
+def test_a_new_task_definition_replaces_the_running_task(stack, new_revision):
+    before, run = new_revision
     assert run.returncode == 0, run.output[-4000:]
 
     def redeployed():
@@ -319,10 +329,10 @@ def test_a_dag_that_loads_here_but_not_in_the_task_is_refused_there(stack):
     assert back.returncode == 0, back.output[-3000:]
 
 
-def test_generated_secrets_never_leak(stack):
+def test_generated_secrets_never_leak(stack, new_revision):
     secrets = [stack["auth"][1], stack["database"]["password"]]
     assert all(len(secret) >= 16 for secret in secrets)
-    verbose = run_playbook("site.yml", "--tags", "secrets,ecs", "-vvv", extra_vars=stack["extra"])
+    _, verbose = new_revision
     assert verbose.returncode == 0, verbose.output[-3000:]
     places = {"site.yml output": stack["run"].output, "-vvv output": verbose.output}
     places["outputs.json"] = (stack["runtime"].parent / "outputs.json").read_text()
