@@ -1,20 +1,22 @@
-"""Faults: AWS errors are retried, an interrupted run converges, a restarted (empty) emulator is re-provisioned.
+"""Faults: AWS errors are retried, an interrupted run converges, a stopped emulator's state is gone.
 
-One deployment for the module, on a private emulator that the offline profile starts itself
-(nothing listens on the chosen port), in this order:
+One emulator at a time, each started by the offline profile itself (nothing listens on the chosen
+port), in this order:
 
-1. A fresh ``site.yml`` with fault rules loaded at the emulator's start
-   (``DAGSTER_ECS_EMULATOR_FAULTS``): throttling and 5xx on calls of every stage. The run
-   must succeed and every rule must have injected all its errors *and* then let the call
-   through, which is what proves the call was retried.
-2. ``playbooks/down.yml`` stops the emulator: its state is gone. Two runs are then
-   interrupted, each the re-run of the one before, while a module is in flight: a rule
-   throttles one call without end, and once the emulator has failed it the run's process
-   group gets SIGINT (as Ctrl-C sends it) or SIGTERM. The first run starts a fresh, empty
-   emulator.
-3. A re-run converges: exactly what the uninterrupted run of step 1 built, nothing twice.
-   (That a further run changes nothing is each molecule scenario's idempotence,
-   test_site's certificate re-run and test_workload's check-mode re-run.)
+1. An emulator with something of ours in it (started by preflight; a bucket and a secret named
+   like ours created through boto3), stopped by ``playbooks/down.yml``: its state goes with it.
+2. Two ``site.yml`` runs, each the re-run of the one before, interrupted while a module is in
+   flight: a rule throttles one call without end, and once the emulator has failed it the run's
+   process group gets SIGINT (as Ctrl-C sends it) or SIGTERM. The first run starts a fresh,
+   empty emulator, with that rule loaded at its start (``DAGSTER_ECS_EMULATOR_FAULTS``).
+3. A re-run converges: one of each resource of the stack, nothing twice.
+
+Throughout, fault rules throttle or fail with 5xx calls of every stage (``RETRIED``: each rule is
+loaded on the run that makes its call, the first run's at the emulator's start): every rule must
+have injected all its errors *and* then let the call through, which is what proves the call was
+retried, and the runs must go on past them (to the interruption, or to success).
+(That a further run changes nothing is each molecule scenario's idempotence, test_site's
+certificate re-run and test_workload's check-mode re-run.)
 
 Everything runs with ``--skip-tags runtime,verify,dags,image``: no local Dagster process, no
 image build; every AWS resource of the stack is still provisioned.
@@ -38,35 +40,44 @@ from conftest import BIN, RECAP, ROOT, PlaybookRun, offline_environment, playboo
 pytestmark = pytest.mark.integration
 
 PROJECT = "dagster-ecs"
+REGION = "ap-southeast-2"
 SKIP = ("--skip-tags", "runtime,verify,dags,image")
 FAULTS = "/_dagster_ecs_emulator/faults"
 BUCKET = r"^/dagster-ecs-dags-[^/?]+"
 
-# Injected on the first run. A count of 3 needs a fourth attempt: more than botocore's default
-# (standard mode, 3 attempts in all), so those calls pass only thanks to the retry settings of the
-# inventories (aws.yml: 10 attempts); without them each failed the run (their modules have no
-# retry loop of their own for them). Counts of 2 are within botocore's default.
-RETRIED = [
-    {"service": "sts", "action": "GetCallerIdentity", "error": "throttle", "count": 2},
-    {"service": "ec2", "action": "CreateVpc", "error": "throttle", "count": 2},
-    {"service": "ec2", "action": "DescribeVpcs", "error": "internal", "count": 2},
-    {"service": "ec2", "action": "CreateSecurityGroup", "error": "unavailable", "count": 2},
-    {"service": "logs", "action": "CreateLogGroup", "error": "throttle", "count": 3},
-    {"service": "s3", "method": "PUT", "path": BUCKET + "/?$", "error": "throttle", "count": 3},
-    {"service": "s3", "method": "PUT", "path": BUCKET + r"/?\?versioning", "error": "internal", "count": 2},
-    {"service": "s3", "method": "PUT", "path": BUCKET + r"/?\?policy", "error": "unavailable", "count": 2},
-    {"service": "efs", "method": "POST", "path": r"^/2015-02-01/file-systems$", "error": "throttle", "count": 3},
-    {"service": "ecr", "action": "CreateRepository", "error": "throttle", "count": 3},
-    {"service": "secretsmanager", "action": "CreateSecret", "error": "throttle", "count": 3},
-    {"service": "rds", "action": "CreateDBInstance", "error": "throttle", "count": 2},
-    {"service": "iam", "action": "CreateRole", "error": "throttle", "count": 2},
-    {"service": "elbv2", "action": "CreateLoadBalancer", "error": "throttle", "count": 2},
-    {"service": "servicediscovery", "action": "CreateService", "error": "unavailable", "count": 2},
-    {"service": "ecs", "action": "CreateCluster", "error": "throttle", "count": 3},
-    {"service": "ecs", "action": "RegisterTaskDefinition", "error": "throttle", "count": 2},
-    {"service": "ecs", "action": "CreateService", "error": "internal", "count": 3},
-    {"service": "application-autoscaling", "action": "PutScalingPolicy", "error": "unavailable", "count": 2},
-]
+# The fault rules, by the run that makes their calls: the interrupted run of the network stage, the
+# one interrupted in the ecs stage (security groups to task definitions), the converging re-run
+# (the ECS services and their scaling). A count of 3 needs a fourth attempt: more than botocore's
+# default (standard mode, 3 attempts in all), so those calls pass only thanks to the retry settings
+# of the inventories (aws.yml: 10 attempts); without them each failed the run (their modules have
+# no retry loop of their own for them). Counts of 2 are within botocore's default.
+RETRIED = {
+    "network": [
+        {"service": "sts", "action": "GetCallerIdentity", "error": "throttle", "count": 2},
+        {"service": "ec2", "action": "CreateVpc", "error": "throttle", "count": 2},
+        {"service": "ec2", "action": "DescribeVpcs", "error": "internal", "count": 2},
+    ],
+    "ecs": [
+        {"service": "ec2", "action": "CreateSecurityGroup", "error": "unavailable", "count": 2},
+        {"service": "logs", "action": "CreateLogGroup", "error": "throttle", "count": 3},
+        {"service": "s3", "method": "PUT", "path": BUCKET + "/?$", "error": "throttle", "count": 3},
+        {"service": "s3", "method": "PUT", "path": BUCKET + r"/?\?versioning", "error": "internal", "count": 2},
+        {"service": "s3", "method": "PUT", "path": BUCKET + r"/?\?policy", "error": "unavailable", "count": 2},
+        {"service": "efs", "method": "POST", "path": r"^/2015-02-01/file-systems$", "error": "throttle", "count": 3},
+        {"service": "ecr", "action": "CreateRepository", "error": "throttle", "count": 3},
+        {"service": "secretsmanager", "action": "CreateSecret", "error": "throttle", "count": 3},
+        {"service": "rds", "action": "CreateDBInstance", "error": "throttle", "count": 2},
+        {"service": "iam", "action": "CreateRole", "error": "throttle", "count": 2},
+        {"service": "elbv2", "action": "CreateLoadBalancer", "error": "throttle", "count": 2},
+        {"service": "servicediscovery", "action": "CreateService", "error": "unavailable", "count": 2},
+        {"service": "ecs", "action": "CreateCluster", "error": "throttle", "count": 3},
+        {"service": "ecs", "action": "RegisterTaskDefinition", "error": "throttle", "count": 2},
+    ],
+    "converge": [
+        {"service": "ecs", "action": "CreateService", "error": "internal", "count": 3},
+        {"service": "application-autoscaling", "action": "PutScalingPolicy", "error": "unavailable", "count": 2},
+    ],
+}
 
 # What tests/aws_inventory.py finds of a whole deployment (db_snapshots: the instance's automated backup).
 EVERY_KIND = {
@@ -161,41 +172,20 @@ def bucket_settings(endpoint) -> dict[str, object]:
 
 
 @pytest.fixture(scope="module")
-def faulted_run(env, tmp_path_factory):
-    rules = tmp_path_factory.mktemp("faults") / "retried.json"
-    rules.write_text(json.dumps(RETRIED))
-    run = site(env, env={"DAGSTER_ECS_EMULATOR_FAULTS": str(rules)})
-    counters = faults(env["endpoint"])["rules"] if run.returncode == 0 else []
-    outputs = env["state"] / "offline" / "outputs.json"
-    return {
-        "run": run,
-        "counters": counters,
-        "built": snapshot(env["endpoint"]),
-        "outputs": json.loads(outputs.read_text()) if outputs.exists() else {},
-    }
-
-
-def test_throttling_and_5xx_are_retried(faulted_run):
-    run = faulted_run["run"]
-    assert run.returncode == 0, run.output[-6000:]
-    assert run.recap["failed"] == 0
-    assert "(started now" in run.output, "the offline profile did not start the emulator (with the fault rules)"
-    report = {
-        f"{r['service']} {r.get('action') or r['method'] + ' ' + r['path']} {r['error']}": (r["injected"], r["passed"])
-        for r in faulted_run["counters"]
-    }
-    assert len(report) == len(RETRIED), report
-    for rule, spec in zip(faulted_run["counters"], RETRIED, strict=True):
-        assert rule["injected"] == spec["count"], f"not every fault was met: {report}"
-        assert rule["passed"] >= 1, f"a failed call was never sent again: {report}"
-
-
-def test_the_faulted_run_built_the_whole_stack(faulted_run):
-    built = faulted_run["built"]
-    assert built["vpcs"] == ["10.0.0.0/16"]
-    assert built["security_groups"] == sorted(f"{PROJECT}-{g}" for g in ("alb", "database", "efs", "tasks"))
-    assert built["task_definitions"] == [f"{PROJECT}-daemon:1", f"{PROJECT}-webserver:1"]
-    assert len(built["ecs_services"]) == 2 and len(built["scaling_policies"]) == 2
+def stopped(env):
+    """An emulator with a bucket and a secret of ours, then make down: what it held must be gone."""
+    started = run_playbook("playbooks/preflight.yml", extra_vars=env["extra"])
+    assert started.returncode == 0, started.output[-3000:]
+    pid_file = env["state"] / "localstack" / "emulator.pid"
+    old_pid = pid_file.read_text().strip()
+    c = clients(env["endpoint"])
+    c("s3").create_bucket(Bucket=f"{PROJECT}-dags-stale", CreateBucketConfiguration={"LocationConstraint": REGION})
+    c("secretsmanager").create_secret(Name=f"{PROJECT}/stale", SecretString="{}")
+    assert set(snapshot(env["endpoint"])) == {"buckets", "secrets"}
+    down = run_playbook("playbooks/down.yml", extra_vars=env["extra"])
+    assert down.returncode == 0, down.output[-3000:]
+    assert not pid_file.exists()
+    return old_pid
 
 
 class Interrupted:
@@ -248,29 +238,27 @@ class Interrupted:
 
 
 @pytest.fixture(scope="module")
-def interruptions(env, faulted_run, tmp_path_factory):
-    """Stop the emulator, then two runs interrupted at two stages (SIGINT, SIGTERM); what each left behind."""
+def interruptions(env, stopped, tmp_path_factory):
+    """Two runs interrupted at two stages (SIGINT, SIGTERM), with their fault rules; what each left behind."""
     pid_file = env["state"] / "localstack" / "emulator.pid"
-    old_pid = pid_file.read_text().strip()
-    down = run_playbook("playbooks/down.yml", extra_vars=env["extra"])
-    assert down.returncode == 0, down.output[-3000:]
-    assert not pid_file.exists()
     results = []
     for n, (stage, task, held, sig) in enumerate(INTERRUPTIONS):
-        stall = dict(held, error="throttle", count=10_000)
+        # The held-up call's rule first: the wait below reads its counter as rule 0.
+        rules = [dict(held, error="throttle", count=10_000), *RETRIED[stage]]
         run_env = {}
-        if n == 0:  # the emulator this run starts holds the call up from its first request
-            path = tmp_path_factory.mktemp("stall") / "stall.json"
-            path.write_text(json.dumps([stall]))
+        if n == 0:  # the emulator this run starts has the rules from its first request
+            path = tmp_path_factory.mktemp("faults") / f"{stage}.json"
+            path.write_text(json.dumps(rules))
             run_env["DAGSTER_ECS_EMULATOR_FAULTS"] = str(path)
         else:
-            faults(env["endpoint"], "POST", stall)
+            faults(env["endpoint"], "POST", rules)
         run = Interrupted(env, run_env)
         try:
             run.wait_for(lambda run=run, task=task: f"TASK [{task}]" in run.output, f"task {task!r}")
             run.wait_for(lambda: faults(env["endpoint"])["rules"][0]["injected"] > 0, f"the held-up call of {task!r}")
         finally:  # never leave a playbook running behind a failed test
             returncode = run.interrupt(sig)
+        counters = faults(env["endpoint"])["rules"][1:]
         faults(env["endpoint"], "DELETE")
         results.append(
             {
@@ -279,19 +267,20 @@ def interruptions(env, faulted_run, tmp_path_factory):
                 "signal": sig.name,
                 "returncode": returncode,
                 "output": run.output,
+                "counters": counters,
                 "left": snapshot(env["endpoint"]),
                 "bucket": bucket_settings(env["endpoint"]),
                 "emulator_pid": pid_file.read_text().strip(),
             }
         )
-    return {"old_pid": old_pid, "runs": results}
+    return {"old_pid": stopped, "runs": results}
 
 
 def test_down_then_the_next_run_starts_an_empty_emulator(interruptions):
     first = interruptions["runs"][0]
     assert "(started now" in first["output"]
     assert first["emulator_pid"] != interruptions["old_pid"]
-    # Only what the interrupted network stage built: nothing of the first deployment survived.
+    # Only what the interrupted network stage built: nothing the stopped emulator held survived.
     assert first["left"] == {"vpcs": ["10.0.0.0/16"]}, first["left"]
 
 
@@ -313,26 +302,48 @@ def test_what_each_interruption_left(interruptions):
 
 @pytest.fixture(scope="module")
 def converged(env, interruptions):
-    return site(env)
+    faults(env["endpoint"], "POST", RETRIED["converge"])
+    run = site(env)
+    counters = faults(env["endpoint"])["rules"]
+    faults(env["endpoint"], "DELETE")
+    return {"run": run, "counters": counters}
 
 
-def test_rerun_after_interruptions_converges_without_duplicates(converged, faulted_run, env):
-    assert converged.returncode == 0, converged.output[-6000:]
+def test_throttling_and_5xx_are_retried(interruptions, converged):
+    """Every rule of every run met all its errors, then let the call through; the runs went on past them."""
+    assert converged["run"].returncode == 0, converged["run"].output[-6000:]
+    met = [*(rule for run in interruptions["runs"] for rule in run["counters"]), *converged["counters"]]
+    expected = [rule for stage in ("network", "ecs", "converge") for rule in RETRIED[stage]]
+    report = {
+        f"{r['service']} {r.get('action') or r['method'] + ' ' + r['path']} {r['error']}": (r["injected"], r["passed"])
+        for r in met
+    }
+    assert len(met) == len(expected), report
+    for rule, spec in zip(met, expected, strict=True):
+        assert rule["error"] == spec["error"], report
+        assert rule["injected"] == spec["count"], f"not every fault was met: {report}"
+        assert rule["passed"] >= 1, f"a failed call was never sent again: {report}"
+
+
+def test_rerun_after_interruptions_converges_without_duplicates(converged, env):
+    assert converged["run"].returncode == 0, converged["run"].output[-6000:]
     now = snapshot(env["endpoint"])
-    # Exactly one of each, as the uninterrupted first run built it; task definitions stay at
-    # revision 1: the re-run finds the revision the interrupted run registered identical.
-    assert now == faulted_run["built"]
-    assert bucket_settings(env["endpoint"]) == {"versioning": "Enabled", "policy": True}
-    for kind in ("vpcs", "buckets", "db_instances", "load_balancers", "target_groups", "ecs_clusters", "file_systems"):
-        assert len(now[kind]) == 1, (kind, now[kind])
-    assert len(now["security_groups"]) == len(set(now["security_groups"])) == 4
-    assert len(now["secrets"]) == len(set(now["secrets"])) == 2
+    duplicated = {kind: names for kind, names in now.items() if len(names) != len(set(names))}
+    assert duplicated == {}, "built twice"
     assert set(leftovers(env["endpoint"], PROJECT)) == EVERY_KIND
-    # The outputs file names the new resources, not those of the emulator that was stopped.
+    assert now["vpcs"] == ["10.0.0.0/16"] and len(now["subnets"]) == 2
+    assert now["security_groups"] == sorted(f"{PROJECT}-{g}" for g in ("alb", "database", "efs", "tasks"))
+    for kind in ("internet_gateways", "buckets", "file_systems", "db_instances", "load_balancers", "target_groups"):
+        assert len(now[kind]) == 1, (kind, now[kind])
+    assert len(now["secrets"]) == 2 and len(now["ecs_clusters"]) == 1
+    # Task definitions stay at revision 1: the re-run finds the revision the interrupted run registered identical.
+    assert now["task_definitions"] == [f"{PROJECT}-daemon:1", f"{PROJECT}-webserver:1"]
+    assert len(now["ecs_services"]) == 2 and len(now["scaling_policies"]) == 2
+    assert bucket_settings(env["endpoint"]) == {"versioning": "Enabled", "policy": True}
+    # The outputs file names the resources of this emulator.
     outputs = json.loads((env["state"] / "offline" / "outputs.json").read_text())
     secrets = clients(env["endpoint"])("secretsmanager").list_secrets()["SecretList"]
     assert sorted(outputs["secrets"].values()) == sorted(s["ARN"] for s in secrets)
-    assert set(outputs["secrets"].values()).isdisjoint(faulted_run["outputs"]["secrets"].values())
 
 
 def test_both_inventories_retry_alike():
