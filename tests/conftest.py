@@ -189,16 +189,16 @@ def playbook():
 # order; xdist's default would reorder them by number of tests, and start the 2-test molecule file last),
 # so starting the long ones first keeps one worker from running the longest file alone at the end.
 LONGEST_FIRST = [
-    "test_molecule.py",  # ~710 s
-    "integration/test_workload.py",  # ~400 s
-    "integration/test_faults.py",  # ~310 s
-    "emulator/test_compat.py",  # ~380 s, in 15 scenarios
+    "test_molecule.py",  # ~790 s
+    "integration/test_workload.py",  # ~370 s
+    "emulator/test_compat.py",  # ~350 s, in 15 scenarios
     "integration/test_site.py",  # ~300 s
-    "test_lint.py",  # ~120 s
+    "integration/test_faults.py",  # ~240 s
+    "test_lint.py",  # ~140 s
     "integration/test_dags.py",  # ~150 s
-    "test_ansible_sanity.py",  # ~85 s
-    "test_coverage.py",  # ~70 s
-    "integration/test_image.py",  # ~40 s
+    "test_ansible_sanity.py",  # ~105 s
+    "test_coverage.py",  # ~50 s
+    "integration/test_image.py",  # ~50 s
 ]
 
 
