@@ -13,12 +13,11 @@ import re
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from stage_checks import request, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -41,15 +40,13 @@ def free_port() -> int:
 
 
 def wait_for_health(endpoint: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{endpoint}/_dagster_ecs_emulator/health", timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"emulator at {endpoint} did not answer within {timeout}s")
+    wait_for(
+        lambda: request(f"{endpoint}/_dagster_ecs_emulator/health", timeout=1)[0],
+        timeout,
+        0.1,
+        f"the emulator at {endpoint}",
+        until=lambda status: status == 200,
+    )
 
 
 @dataclass

@@ -338,15 +338,17 @@ def request(url, auth=None, data=None, timeout=10) -> tuple[int | None, bytes]:
         return None, str(err).encode()
 
 
-def wait_for(predicate, timeout, interval=1.0, what="condition"):
-    """``predicate()``'s first truthy value, tried every ``interval`` s; AssertionError after ``timeout`` s."""
+def wait_for(probe, timeout, interval=1.0, what="condition", until=bool):
+    """``probe()``'s first value that ``until`` accepts (by default: the first truthy one), tried every
+    ``interval`` s; after ``timeout`` s an AssertionError that names ``what`` and the last value."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
+    while True:
+        value = probe()
+        if until(value):
             return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; the last answer: {value!r}")
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def _local_url(stack: Stack) -> str:
@@ -359,11 +361,7 @@ def runtime(stack: Stack) -> None:
     """The local tasks serve Dagster behind basic auth: /health is public, the rest needs the credentials."""
     url = _local_url(stack)
     # The runtime stage starts the tasks and returns (on AWS, the verify stage is what waits for them).
-    answers: list[tuple[int | None, bytes]] = []
-    try:
-        wait_for(lambda: answers.append(request(f"{url}/health")) or answers[-1] == (200, b"ok\n"), 240, 2, "/health")
-    except AssertionError as error:
-        raise AssertionError(f"{error}; its last answer: {answers[-1]}") from None
+    wait_for(lambda: request(f"{url}/health"), 240, 2, "/health", until=lambda answer: answer == (200, b"ok\n"))
     assert request(f"{url}/server_info")[0] == 401
     auth = json.loads(
         stack.aws("secretsmanager").get_secret_value(SecretId=f"{stack.project}/basic-auth")["SecretString"]
