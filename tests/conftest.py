@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from stage_checks import request, wait_for
+from stage_checks import wait_for_status
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -40,13 +40,8 @@ def free_port() -> int:
 
 
 def wait_for_health(endpoint: str, timeout: float = 30) -> None:
-    wait_for(
-        lambda: request(f"{endpoint}/_dagster_ecs_emulator/health", timeout=1)[0],
-        timeout,
-        0.1,
-        f"the emulator at {endpoint}",
-        until=lambda status: status == 200,
-    )
+    url = f"{endpoint}/_dagster_ecs_emulator/health"
+    wait_for_status(url, 200, timeout, 0.1, f"the emulator at {endpoint}", request_timeout=1)
 
 
 @dataclass

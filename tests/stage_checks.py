@@ -351,6 +351,14 @@ def wait_for(probe, timeout, interval=1.0, what="condition", until=bool):
         time.sleep(interval)
 
 
+def wait_for_status(url, status, timeout, interval=1.0, what=None, request_timeout=10):
+    """Until a GET of ``url`` answers HTTP ``status``; on timeout the error names the last status."""
+    what = what or f"{url} to answer {status}"
+    return wait_for(
+        lambda: request(url, timeout=request_timeout)[0], timeout, interval, what, until=lambda now: now == status
+    )
+
+
 def _local_url(stack: Stack) -> str:
     """The local runtime's nginx (the offline load balancer URL)."""
     assert stack.url.startswith("http://127.0.0.1:"), f"needs --url (the local runtime's), not {stack.url!r}"

@@ -21,7 +21,7 @@ import boto3
 import psycopg2
 import pytest
 from conftest import OFFLINE_CREDENTIALS, ROOT, free_port, run_playbook
-from stage_checks import CHECKS, Stack, request, wait_for
+from stage_checks import CHECKS, Stack, request, wait_for, wait_for_status
 
 pytestmark = pytest.mark.integration
 PROJECT = "dagster-ecs"
@@ -193,18 +193,13 @@ def _cmdline(pid):
         return ""
 
 
-def wait_for_health_status(stack, status, timeout, interval, what):
-    """Until /health answers ``status``; on timeout the error names the last status."""
-    wait_for(lambda: request(f"{stack['url']}/health")[0], timeout, interval, what, until=lambda now: now == status)
-
-
 def test_killed_webserver_fails_health_then_comes_back(stack):
     status = json.loads((stack["runtime"] / "status.json").read_text())
     supervisord = status["services"]["webserver"]["pid"]
     webserver = next(p for p in _children(supervisord) if "dagster-webserver" in _cmdline(p))
     os.kill(webserver, signal.SIGKILL)
-    wait_for_health_status(stack, 503, 20, 0.5, "/health to report the dead webserver")
-    wait_for_health_status(stack, 200, 120, 2, "the webserver to come back")
+    wait_for_status(f"{stack['url']}/health", 503, 20, 0.5, "/health to report the dead webserver")
+    wait_for_status(f"{stack['url']}/health", 200, 120, 2, "the webserver to come back")
 
 
 def test_a_crashed_task_is_replaced_like_ecs_would(stack):
@@ -217,7 +212,7 @@ def test_a_crashed_task_is_replaced_like_ecs_would(stack):
 
     after = wait_for(replaced, 60, 1, "the runtime to replace the task")
     assert after["restarts"] == before["restarts"] + 1
-    wait_for_health_status(stack, 200, 180, 2, "the replacement task to be healthy")
+    wait_for_status(f"{stack['url']}/health", 200, 180, 2, "the replacement task to be healthy")
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import socket
 
 import pytest
-from stage_checks import wait_for
+from stage_checks import wait_for, wait_for_status
 
 
 def test_returns_the_first_value_until_accepts():
@@ -30,3 +31,12 @@ def test_probes_once_more_at_the_deadline():
     """A condition met during the last interval is not reported as a timeout."""
     answers = iter([False, True])
     assert wait_for(lambda: next(answers), 0.01, 0.05) is True
+
+
+def test_wait_for_status_until_the_url_answers_it():
+    """Against a closed port (status None) it times out naming None; a real server's 404 is not 200."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}/health"
+    with pytest.raises(AssertionError, match=r"waiting for .*/health to answer 200; the last answer: None"):
+        wait_for_status(closed, 200, 0.05, 0.01, request_timeout=0.2)
