@@ -8,8 +8,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml container/pyproject.toml requirements/constraints.txt | sha1sum | cut -c1-12)
 PLAYBOOK := $(BIN)/ansible-playbook
 PYTEST_ARGS ?=
+# The offline profile's AWS endpoint; another port when something else (LocalStack, say) holds 4566.
+DEFAULT_ENDPOINT := http://127.0.0.1:4566
+ENDPOINT ?= $(DEFAULT_ENDPOINT)
+OFFLINE_ARGS := $(if $(filter-out $(DEFAULT_ENDPOINT),$(ENDPOINT)),-e dagster_ecs_aws_endpoint_url=$(ENDPOINT))
 
-.PHONY: help venv rehearsal deploy dags teardown down test test-unit test-integration molecule coverage sanity lint bench constraints clean
+.PHONY: help venv machine rehearsal deploy dags teardown down test test-unit test-integration molecule coverage sanity lint bench constraints clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -23,22 +27,26 @@ $(STAMP): pyproject.toml container/pyproject.toml requirements/constraints.txt
 
 venv: $(STAMP) ## Create .venv and install the pinned dependencies
 
-rehearsal: venv ## Install everything and deploy the whole stack offline (emulator on 127.0.0.1:4566)
-	$(PLAYBOOK) site.yml
+machine: ## Install the Debian packages the offline profile needs when missing (nginx-light, postgresql)
+	scripts/machine-packages rehearsal
+
+rehearsal: venv machine ## Install everything and deploy the whole stack offline (emulator on 127.0.0.1:4566; ENDPOINT=http://127.0.0.1:PORT for another)
+	$(PLAYBOOK) site.yml $(OFFLINE_ARGS)
 
 deploy: venv ## Deploy to real AWS (inventory/production; uses your AWS credentials)
 	$(PLAYBOOK) -i inventory/production site.yml
 
 dags: venv ## Publish dags/ (validated; only what changed); ROLLBACK=previous|<version> rolls back; INVENTORY=inventory/production for AWS
-	$(PLAYBOOK) -i $(or $(INVENTORY),inventory/localstack) site.yml --tags dags $(if $(ROLLBACK),-e dags_rollback_to=$(ROLLBACK))
+	$(PLAYBOOK) -i $(or $(INVENTORY),inventory/localstack) site.yml --tags dags $(if $(ROLLBACK),-e dags_rollback_to=$(ROLLBACK)) $(if $(INVENTORY),,$(OFFLINE_ARGS))
 
 teardown: venv ## Delete everything of the project in the offline profile (INVENTORY=inventory/production for AWS)
-	$(PLAYBOOK) -i $(or $(INVENTORY),inventory/localstack) playbooks/teardown.yml
+	$(PLAYBOOK) -i $(or $(INVENTORY),inventory/localstack) playbooks/teardown.yml $(if $(INVENTORY),,$(OFFLINE_ARGS))
 
 down: venv ## Stop what the offline profile started on this machine (the emulator, the local tasks)
-	$(PLAYBOOK) playbooks/down.yml
+	$(PLAYBOOK) playbooks/down.yml $(OFFLINE_ARGS)
 
 test: venv ## Run every test (lint, sanity, coverage, unit, molecule, emulator, integration), one test file per CPU
+	scripts/machine-packages test
 	$(BIN)/pytest -n auto --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 test-unit: venv ## Only the fast tests (no ansible-playbook runs, no ansible-test)
