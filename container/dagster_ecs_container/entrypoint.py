@@ -12,12 +12,14 @@
 
 Start-up (the seed's sequence, each step one log line; a failed step says what to check):
 1. basic auth from the Secrets Manager credentials (bcrypt htpasswd; webserver only)
-2. AWS credentials (STS GetCallerIdentity)
-3. DAG bucket access (HeadBucket)
-4. initial DAG sync, at most DAGSTER_DAG_SYNC_TIMEOUT (30 s); on failure the last synced
+2. Dagster storage: PostgreSQL accepts the task's credentials (dbcheck.py); if not, exit 1 with
+   the server's error line, so that ECS (or the local runtime) reports why the task stopped
+3. AWS credentials (STS GetCallerIdentity)
+4. DAG bucket access (HeadBucket)
+5. initial DAG sync, at most DAGSTER_DAG_SYNC_TIMEOUT (30 s); on failure the last synced
    version or the image's own DAGs (the local fallback, also used when sync is off)
-5. periodic sync every DAGSTER_DAG_SYNC_INTERVAL seconds (the sidecar)
-6. supervisord with the role's programs
+6. periodic sync every DAGSTER_DAG_SYNC_INTERVAL seconds (the sidecar)
+7. supervisord with the role's programs
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from dataclasses import asdict
 from . import __version__, codeservers, inspect
 from .auth import AuthError, write_htpasswd
 from .config import ROLES, executable, write_all
+from .dbcheck import check_database
 from .health import HealthCache, check_webserver, serve
 from .settings import Settings
 from .sync import DagSync
@@ -267,7 +270,7 @@ def initial_sync(settings: Settings, total: int, first: int, version: str | None
 
 
 def start_service(role: str, settings: Settings) -> int:
-    total = 6
+    total = 7
     LOG.info("dagster-ecs-entrypoint %s starting the %s role", __version__, role)
     for directory in (settings.home, settings.runtime_dir, settings.storage_dir):
         directory.mkdir(parents=True, exist_ok=True)
@@ -286,15 +289,25 @@ def start_service(role: str, settings: Settings) -> int:
             return 1  # never serve the UI without authentication
     else:
         LOG.info("step 1/%d basic auth: not needed by the %s", total, role)
-    initial_sync(settings, total, first=2)
+    try:
+        _step(
+            2,
+            total,
+            "Dagster storage",
+            check_database,
+            "DAGSTER_POSTGRES_* (the task definition's database secret) against the RDS instance's master password",
+        )
+    except StepFailed:
+        return 1  # nothing works without the storage: exit now, with the server's error, so ECS says why
+    initial_sync(settings, total, first=3)
     write_all(settings, role)
     LOG.info(
-        "step 5/%d periodic DAG sync: %s",
+        "step 6/%d periodic DAG sync: %s",
         total,
         f"every {settings.sync_interval:g}s by the sidecar" if settings.sync_enabled else "off",
     )
     supervisord = executable("supervisord")
-    LOG.info("step 6/%d starting %s under supervisord", total, role)
+    LOG.info("step 7/%d starting %s under supervisord", total, role)
     sys.stdout.flush()
     os.execvp(supervisord, [supervisord, "-c", str(settings.runtime_dir / "supervisord.conf")])
     return 0  # not reached

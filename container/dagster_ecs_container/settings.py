@@ -19,6 +19,14 @@ def _bool(value: str | None, default: bool) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
 
 
+def short_socket_dir(runtime_dir: Path) -> Path | None:
+    """The short directory for a task's sockets when ``runtime_dir`` is too deep for them, else None."""
+    if len(str(runtime_dir / "codeserver" / "0123456789abcdef-4194304-999.sock")) < 100:  # sun_path: 108 bytes
+        return None
+    digest = hashlib.sha256(str(runtime_dir).encode()).hexdigest()[:12]
+    return Path("/tmp") / f"dagster-ecs-{digest}"  # noqa: S108 - created 0700, one per task
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -82,11 +90,7 @@ class Settings:
     @property
     def codeserver_dir(self) -> Path:
         """The code servers' sockets: in the runtime directory, or a short path when that is too long."""
-        candidate = self.runtime_dir / "codeserver"
-        if len(str(candidate / "0123456789abcdef-4194304-999.sock")) < 100:  # sun_path holds 108 bytes
-            return candidate
-        digest = hashlib.sha256(str(self.runtime_dir).encode()).hexdigest()[:12]
-        return Path("/tmp") / f"dagster-ecs-{digest}"  # noqa: S108 - created 0700, one per task
+        return short_socket_dir(self.runtime_dir) or self.runtime_dir / "codeserver"
 
     @property
     def supervisor_socket(self) -> Path:

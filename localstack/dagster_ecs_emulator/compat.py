@@ -671,6 +671,44 @@ class EcrRegistryV2(Shim):
         return Registry(app)
 
 
+class RdsUniqueResourceId(Shim):
+    """RDS gives every DB instance the same ``DbiResourceId``.
+
+    moto 5.2.5 sets ``db-M5ENSHXFPU6XHZ4G4ZEI5QIO2U`` on each instance; AWS gives each new instance
+    its own (an instance deleted and created again under the same identifier is another resource,
+    with another id). The local runtime tells a new instance from the one its PostgreSQL holds the
+    data of by this id (a new instance gets a new, empty database), so the emulator gives each
+    created instance a unique one, in its backend and in the CreateDBInstance answer.
+    """
+
+    name = "rds-unique-resource-id"
+    summary = (
+        "RDS CreateDBInstance gives each new instance its own DbiResourceId (local runtime: new instance, new database)"
+    )
+    _moto_id = "db-M5ENSHXFPU6XHZ4G4ZEI5QIO2U"
+
+    def matches(self, environ):
+        return query_action(environ) == "CreateDBInstance"
+
+    def after(self, exchange):
+        if not exchange.ok:
+            return
+        import base64
+        import secrets
+
+        from moto.rds.models import rds_backends
+
+        identifier = parse_qs(request_body(exchange.environ).decode("utf-8", "replace")).get(
+            "DBInstanceIdentifier", [""]
+        )[0]
+        account, region = moto_scope(exchange.environ)
+        database = rds_backends[account][region].databases.get(identifier)
+        if database is None or database.dbi_resource_id != self._moto_id:
+            return
+        database.dbi_resource_id = "db-" + base64.b32encode(secrets.token_bytes(20)).decode()[:26]
+        exchange.set_body(exchange.body.replace(self._moto_id.encode(), database.dbi_resource_id.encode()))
+
+
 SHIMS: list[Shim] = [
     EfsLegacyTags(),
     EcsClusterCapacityProviders(),
@@ -685,6 +723,7 @@ SHIMS: list[Shim] = [
     S3PolicySecureTransport(),
     CloudMapPrivateZoneVpc(),
     EcrRegistryV2(),
+    RdsUniqueResourceId(),
 ]
 
 

@@ -9,8 +9,9 @@ on this machine, from what is in the emulator:
   plus the profile's overrides (ports, paths, the database address);
 * a new task definition revision replaces the running task (stop, then start: the daemon
   must never run twice); a task that exits is replaced, with backoff, as ECS would;
-* the RDS instance is a real PostgreSQL server on a loopback port, initialised with the
-  instance's master user and database and the password from its secret;
+* the RDS instance is a real PostgreSQL server on a loopback port that follows the emulated
+  instance (a new instance, a new database; a new master password, a new role password; a
+  deleted instance, no server): ``localdb.py``;
 * it writes ``status.json`` (what runs, since when, restarts) for the verify stage and tests.
 
 ``python -m dagster_ecs_emulator runtime start|stop|status`` manages it like the emulator.
@@ -23,25 +24,18 @@ import hashlib
 import json
 import logging
 import os
-import pwd
+import re
 import shutil
 import signal
-import socket
 import subprocess
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .localdb import LocalDatabase, free_port
+
 LOG = logging.getLogger("dagster_ecs_emulator.runtime")
-PG_BINDIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def config_hash(config: dict) -> str:
@@ -99,121 +93,52 @@ def stop_session(sid: int, timeout: float) -> None:
             time.sleep(0.2)
 
 
+def remove_short_socket_dir(task: Task) -> None:
+    """A stopped task's sockets go with it, like its container's filesystem (the /tmp one of a deep task dir)."""
+    from dagster_ecs_container.settings import short_socket_dir
+
+    if task.runtime_dir and (short := short_socket_dir(Path(task.runtime_dir))) is not None:
+        shutil.rmtree(short, ignore_errors=True)
+
+
+BACKOFF_RESET_SECONDS = 120  # a task that ran this long before it exited starts the back-off over
+ERROR_MARKS = ("FAILED", "FATAL", "Error", "ERROR", "Exception", "Traceback")
+
+
+def task_log_tail(log: Path, lines: int = 40) -> list[str]:
+    """The last ``lines`` lines the task wrote since it started (the log holds every task of its service)."""
+    try:
+        with open(log, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 64 * 1024))
+            text = handle.read().decode(errors="replace")
+    except OSError:
+        return []
+    since_start = text.rsplit("\n--- ", 1)[-1].splitlines()[1:] if "\n--- " in text else text.splitlines()
+    return [line.rstrip() for line in since_start if line.strip()][-lines:]
+
+
+LOG_PREFIX = re.compile(r"^\S*\d{4}-\d\d-\d\d[ T][\d:.,]+\S*\s+(\+\d{4}\s+)?(-\s+)?")
+
+
+def error_line(lines: list[str]) -> str:
+    """The line that says why a task stopped: the last one that reports an error, else the last one.
+
+    Without its leading timestamp, so that two tasks that stopped for the same reason say the same.
+    """
+    found = [line for line in lines if any(mark in line for mark in ERROR_MARKS)]
+    line = (found or lines or [""])[-1].strip()
+    return LOG_PREFIX.sub("", line)[:300]
+
+
 @dataclass
 class Task:
     service: str
     task_definition: str
     process: subprocess.Popen
     log: Path
+    runtime_dir: str = ""
     started_at: float = field(default_factory=time.time)
-
-
-class LocalDatabase:
-    """A real PostgreSQL server standing in for the emulated RDS instance."""
-
-    def __init__(self, config: dict, state_dir: Path, clients):
-        self.config, self.clients = config, clients
-        self.base = state_dir / "postgres"
-        self.marker = self.base / "instance.json"
-        self.port = int(config.get("port") or 0) or free_port()
-        self.bindir = Path(config["bindir"]) if config.get("bindir") else (PG_BINDIRS[0] if PG_BINDIRS else None)
-        self.user = None
-        home = self.base
-        if os.geteuid() == 0:  # PostgreSQL refuses to run as root: run it as a system user ...
-            for name in ("postgres", "nobody"):
-                try:
-                    self.user = pwd.getpwnam(name)
-                    break
-                except KeyError:
-                    continue
-            # ... in a directory that user can reach (the state dir may sit below a 0700 one).
-            digest = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:12]
-            home = Path(tempfile.gettempdir()) / f"dagster-ecs-postgres-{digest}"
-        self.data = home / "data"
-        self.socket_dir = home
-        self.log = home / "postgres.log"
-
-    def _run(self, *args, check=True, **kwargs):
-        kwargs.setdefault("capture_output", True)
-        if self.user:
-            kwargs.update(user=self.user.pw_uid, group=self.user.pw_gid)
-        result = subprocess.run([str(self.bindir / args[0]), *args[1:]], check=False, **kwargs)
-        if check and result.returncode != 0:
-            output = (result.stderr or result.stdout or b"").decode(errors="replace").strip()
-            raise RuntimeError(f"{args[0]} failed ({result.returncode}): {output[-500:]}")
-        return result
-
-    def _chown(self, path: Path) -> None:
-        if self.user:
-            for item in [path, *path.rglob("*")]:
-                os.chown(item, self.user.pw_uid, self.user.pw_gid)
-
-    def credentials(self) -> tuple[str, str, str]:
-        instance = self.clients("rds").describe_db_instances(DBInstanceIdentifier=self.config["identifier"])
-        instance = instance["DBInstances"][0]
-        secret = json.loads(
-            self.clients("secretsmanager").get_secret_value(SecretId=self.config["secret"])["SecretString"]
-        )
-        return instance["MasterUsername"], secret["password"], instance.get("DBName") or "postgres"
-
-    def _identity(self) -> dict:
-        instance = self.clients("rds").describe_db_instances(DBInstanceIdentifier=self.config["identifier"])
-        instance = instance["DBInstances"][0]
-        return {"arn": instance["DBInstanceArn"], "created": str(instance.get("InstanceCreateTime"))}
-
-    def start(self) -> None:
-        if self.bindir is None or not (self.bindir / "postgres").exists():
-            raise RuntimeError("PostgreSQL server binaries not found (apt-get install postgresql)")
-        username, password, dbname = self.credentials()
-        self.base.mkdir(parents=True, exist_ok=True)
-        self.socket_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._chown(self.socket_dir)
-        identity = self._identity()
-        known = json.loads(self.marker.read_text()) if self.marker.exists() else None
-        if known != identity and self.data.exists():
-            # Another RDS instance than the one these files belong to (the emulator restarted empty):
-            # like a new instance on AWS, start from an empty database with the new credentials.
-            LOG.info("RDS instance %s is new: re-initialising the local PostgreSQL", self.config["identifier"])
-            self.stop()
-            shutil.rmtree(self.data)
-        if not (self.data / "PG_VERSION").exists():
-            with tempfile.NamedTemporaryFile("w", dir=self.socket_dir, delete=False) as pwfile:
-                pwfile.write(password)
-            self._chown(Path(pwfile.name))
-            try:
-                self._run(
-                    "initdb",
-                    "-D",
-                    str(self.data),
-                    "-U",
-                    username,
-                    f"--pwfile={pwfile.name}",
-                    "-A",
-                    "scram-sha-256",
-                    "-E",
-                    "UTF8",
-                    "--no-instructions",
-                )
-            finally:
-                os.unlink(pwfile.name)
-            LOG.info("initialised PostgreSQL for RDS instance %s (user %s)", self.config["identifier"], username)
-        self.marker.write_text(json.dumps(identity))
-        if self.user:
-            self.log.touch()
-            os.chown(self.log, self.user.pw_uid, self.user.pw_gid)
-        options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1"
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "-t", "60", "start")
-        env = dict(os.environ, PGPASSWORD=password)
-        created = self._run(
-            "createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", username, dbname, env=env, check=False
-        )
-        if created.returncode != 0 and b"already exists" not in created.stderr:
-            raise RuntimeError(f"createdb {dbname} failed: {created.stderr.decode(errors='replace').strip()}")
-        LOG.info("RDS instance %s served by PostgreSQL on 127.0.0.1:%d", self.config["identifier"], self.port)
-
-    def stop(self) -> None:
-        if (self.data / "postmaster.pid").exists():
-            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop", check=False)
 
 
 class Runtime:
@@ -221,10 +146,17 @@ class Runtime:
         self.config, self.state_dir = config, state_dir
         self.clients = _clients(config)
         self.tasks: dict[str, Task] = {}
-        self.restarts: dict[str, int] = {}
+        self.restarts: dict[str, int] = {}  # every replacement of a service's task (status.json)
+        self.failures: dict[str, int] = {}  # exits in a row, for the back-off (reset by a new revision, a long run)
         self.next_start: dict[str, float] = {}
+        # Each service's last task exit (code, error line, log tail) and how many exits in a row had that error.
+        self.last_exit: dict[str, dict] = {}
         self.stopping = threading.Event()
-        self.database = LocalDatabase(config["database"], state_dir, self.clients) if config.get("database") else None
+        self.database = (
+            LocalDatabase(config["database"], state_dir, config["endpoint"], config["region"])
+            if config.get("database")
+            else None
+        )
 
     # --- tasks -----------------------------------------------------------------------
     def _task_definition(self, service_name: str) -> tuple[dict | None, int]:
@@ -273,7 +205,9 @@ class Runtime:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        self.tasks[service] = Task(service, definition["taskDefinitionArn"], process, log)
+        self.tasks[service] = Task(
+            service, definition["taskDefinitionArn"], process, log, env.get("DAGSTER_RUNTIME_DIR", "")
+        )
         LOG.info("%s: started %s (pid %d)", service, definition["taskDefinitionArn"].rsplit("/", 1)[-1], process.pid)
 
     def stop_task(self, service: str, reason: str) -> None:
@@ -286,8 +220,17 @@ class Runtime:
             task.process.wait(5)
         except subprocess.TimeoutExpired:
             LOG.warning("%s: task %d did not exit", service, task.process.pid)
+        remove_short_socket_dir(task)
+
+    def follow_database(self) -> None:
+        try:
+            self.database.follow()
+        except Exception as exc:  # noqa: BLE001 - the emulator may be restarting; retry next round
+            LOG.warning("database: cannot follow the RDS instance (%s)", exc)
 
     def reconcile(self) -> None:
+        if self.database:
+            self.follow_database()
         for service, service_name in self.config["services"].items():
             try:
                 definition, desired = self._task_definition(service_name)
@@ -297,39 +240,76 @@ class Runtime:
             task = self.tasks.get(service)
             if definition is None or desired == 0:
                 self.stop_task(service, "service gone or scaled to 0")
+                self.last_exit.pop(service, None)
                 continue
+            if (
+                self.last_exit.get(service, {}).get("task_definition", definition["taskDefinitionArn"])
+                != (definition["taskDefinitionArn"])
+            ):
+                self.last_exit.pop(service)  # the old revision's failures are not the new one's
+                self.failures.pop(service, None)
+                self.next_start.pop(service, None)
             if task and task.task_definition != definition["taskDefinitionArn"]:
                 self.stop_task(service, f"new task definition {definition['taskDefinitionArn'].rsplit('/', 1)[-1]}")
+                self.failures.pop(service, None)
                 task = None
             if task and task.process.poll() is not None:
                 self.restarts[service] = self.restarts.get(service, 0) + 1
-                delay = min(30, 2 ** min(self.restarts[service], 5))
-                LOG.warning("%s: task exited with %s; replacing it in %ds", service, task.process.returncode, delay)
+                ran = time.time() - task.started_at
+                self.failures[service] = 1 if ran > BACKOFF_RESET_SECONDS else self.failures.get(service, 0) + 1
+                delay = min(30, 2 ** min(self.failures[service], 5))
+                self.record_exit(service, task)
+                LOG.warning(
+                    "%s: task exited with %s (%s); replacing it in %ds",
+                    service,
+                    task.process.returncode,
+                    self.last_exit[service]["error"],
+                    delay,
+                )
                 # Its essential process is gone, so the task is: stop what is left of it (as ECS does).
                 stop_session(task.process.pid, timeout=10)
+                remove_short_socket_dir(task)
                 self.tasks.pop(service)
                 self.next_start[service] = time.monotonic() + delay
                 task = None
             if task is None and time.monotonic() >= self.next_start.get(service, 0):
                 self.start_task(service, definition)
 
+    def record_exit(self, service: str, task: Task) -> None:
+        """What ECS reports of a stopped task: its exit code, and (its log stream) the last lines it wrote."""
+        tail = task_log_tail(task.log)
+        error = error_line(tail) or f"exit code {task.process.returncode}"
+        previous = self.last_exit.get(service) or {}
+        self.last_exit[service] = {
+            "task_definition": task.task_definition,
+            "code": task.process.returncode,
+            "at": time.time(),
+            "error": error,
+            "tail": tail[-10:],
+            "same_error": previous.get("same_error", 0) + 1 if previous.get("error") == error else 1,
+        }
+
     def write_status(self, config_digest: str) -> None:
+        services = {}
+        for service in self.config["services"]:
+            task = self.tasks.get(service)
+            if task is None and service not in self.last_exit:
+                continue
+            services[service] = {
+                "task_definition": task.task_definition if task else None,
+                "pid": task.process.pid if task else None,
+                "running": bool(task) and task.process.poll() is None,
+                "started_at": task.started_at if task else None,
+                "restarts": self.restarts.get(service, 0),
+                "log": str(task.log if task else self.state_dir / f"{service}.log"),
+                "last_exit": self.last_exit.get(service),
+            }
         status = {
             "pid": os.getpid(),
             "config_hash": config_digest,
             "updated_at": time.time(),
             "database": {"port": self.database.port} if self.database else None,
-            "services": {
-                service: {
-                    "task_definition": task.task_definition,
-                    "pid": task.process.pid,
-                    "running": task.process.poll() is None,
-                    "started_at": task.started_at,
-                    "restarts": self.restarts.get(service, 0),
-                    "log": str(task.log),
-                }
-                for service, task in self.tasks.items()
-            },
+            "services": services,
         }
         tmp = self.state_dir / ".status.json.tmp"
         tmp.write_text(json.dumps(status, indent=1))
@@ -339,8 +319,8 @@ class Runtime:
         digest = config_hash(self.config)
         signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
         signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
-        if self.database:
-            self.database.start()
+        if self.database and self.database.follow() is None:
+            raise RuntimeError(f"RDS instance {self.config['database']['identifier']} not found in the emulator")
         try:
             while not self.stopping.is_set():
                 self.reconcile()

@@ -19,6 +19,7 @@ from werkzeug.serving import make_server
 from . import __version__
 from .compat import SHIMS, CompatLayer
 from .faults import FaultInjector
+from .rds_data import RdsDataPlane
 
 LOG = logging.getLogger("dagster_ecs_emulator")
 
@@ -41,7 +42,7 @@ class HealthEndpoint:
 
 
 def build_app(disabled_shims: Iterable[str] = (), faults: Iterable[dict] = ()):
-    """Return the WSGI application: moto + compatibility shims + fault injection + registry + health endpoint."""
+    """Return the WSGI application: moto + compatibility shims + fault injection + registry, RDS data plane, health."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     disabled = set(disabled_shims)
@@ -54,7 +55,7 @@ def build_app(disabled_shims: Iterable[str] = (), faults: Iterable[dict] = ()):
     app = FaultInjector(CompatLayer(DomainDispatcherApplication(create_backend_app), shims), faults)
     for shim in shims:  # whole APIs moto lacks (the ECR registry), served in front of the layer
         app = shim.wrap(app)
-    return HealthEndpoint(app, (shim.name for shim in shims))
+    return HealthEndpoint(RdsDataPlane(app), (shim.name for shim in shims))
 
 
 def serve(host: str, port: int, disabled_shims: Iterable[str] = (), faults: Iterable[dict] = ()) -> None:
