@@ -304,3 +304,95 @@ def test_local_runtime_not_running(run_module, dagster, tmp_path, content):
         status.write_text(content)
     result = check(run_module, dagster.url, local_status_file=str(status), local_services=["webserver"])
     assert result["checks"]["local_runtime"] == {"ok": False, "detail": "the local runtime is not running"}
+
+
+# --- failures named, early ----------------------------------------------------------------------
+
+TD = "arn:aws:ecs:ap-southeast-2:123456789012:task-definition/dagster-ecs-webserver:2"
+
+
+def stopped_task(n, reason="Essential container in task exited", code=1, definition=TD):
+    return {
+        "taskArn": f"arn:aws:ecs:ap-southeast-2:123456789012:task/c/task{n}",
+        "taskDefinitionArn": definition,
+        "stoppedAt": f"2026-12-02T07:0{n}:00+00:00",
+        "stoppedReason": reason,
+        "containers": [{"name": "webserver", "exitCode": code}],
+    }
+
+
+def crash_looping(aws, tasks, running=0):
+    failing = service("web", running=running, rollout="IN_PROGRESS")
+    failing["deployments"][0]["taskDefinition"] = TD
+    aws.answer("DescribeServices", {"services": [failing]})
+    aws.answer("ListTasks", {"taskArns": [t["taskArn"] for t in tasks]})
+    aws.answer("DescribeTasks", {"tasks": tasks})
+    logging = {"logDriver": "awslogs", "options": {"awslogs-group": "/ecs/p", "awslogs-stream-prefix": "web"}}
+    aws.answer(
+        "DescribeTaskDefinition",
+        {"taskDefinition": {"containerDefinitions": [{"name": "webserver", "logConfiguration": logging}]}},
+    )
+    aws.answer(
+        "GetLogEvents",
+        {"events": [{"message": "step 2/7 Dagster storage: FAILED: FATAL:  password authentication failed\n"}]},
+    )
+
+
+def test_a_crash_looping_ecs_service_fails_at_once_with_its_error(run_module, dagster, aws):
+    crash_looping(aws, [stopped_task(3), stopped_task(2), stopped_task(1)])
+    result = check(run_module, dagster.url, cluster="c", services=["web"])
+    assert result["failed"] and result["fatal"] == ["ecs:web"]
+    detail = result["checks"]["ecs:web"]["detail"]
+    assert detail == (
+        "0/1 running, deployment IN_PROGRESS; 3 stopped task(s) in a row, the last: Essential container in task "
+        "exited; exit code 1 | log: step 2/7 Dagster storage: FAILED: FATAL:  password authentication failed"
+    )
+    assert result["msg"].startswith("Dagster cannot start, its tasks keep stopping with the same error: ecs:web: ")
+    assert aws.params("ListTasks")[0] == {"cluster": "c", "serviceName": "web", "desiredStatus": "STOPPED"}
+    assert aws.params("GetLogEvents")[0]["logStreamName"] == "web/webserver/task3"
+
+
+@pytest.mark.parametrize(
+    ("tasks", "running", "limit"),
+    [
+        ([stopped_task(3), stopped_task(2, code=137), stopped_task(1)], 0, 3),  # not the same error 3 times
+        ([stopped_task(3), stopped_task(2), stopped_task(1)], 1, 3),  # one runs now
+        ([stopped_task(3), stopped_task(2), stopped_task(1)], 0, 0),  # never give up
+        ([stopped_task(3), stopped_task(2), stopped_task(1, definition=TD[:-1] + "1")], 0, 3),  # an old revision's
+    ],
+)
+def test_stopped_tasks_are_named_without_giving_up(run_module, dagster, aws, tasks, running, limit):
+    crash_looping(aws, tasks, running=running)
+    result = check(run_module, dagster.url, cluster="c", services=["web"], crash_loop_stops=limit)
+    assert not result.get("failed") and result["fatal"] == []
+    assert "the last: Essential container in task exited; exit code 1" in result["checks"]["ecs:web"]["detail"]
+
+
+def test_no_stopped_task_no_explanation(run_module, dagster, aws):
+    crash_looping(aws, [])
+    result = check(run_module, dagster.url, cluster="c", services=["web"])
+    assert result["checks"]["ecs:web"]["detail"] == "0/1 running, deployment IN_PROGRESS"
+    assert aws.count("DescribeTasks") == 0
+
+
+def local_status(tmp_path, running, same_error):
+    status = tmp_path / "status.json"
+    last = {"code": 1, "error": 'FATAL:  password authentication failed for user "dagster"', "same_error": same_error}
+    task = {"pid": os.getpid() if running else None, "running": running, "restarts": 3, "last_exit": last}
+    status.write_text(json.dumps({"services": {"webserver": task}}))
+    return str(status)
+
+
+@pytest.mark.parametrize(("running", "same_error", "fatal"), [(False, 3, True), (False, 2, False), (True, 5, False)])
+def test_a_crash_looping_local_task_fails_at_once_with_its_error(
+    run_module, dagster, tmp_path, running, same_error, fatal
+):
+    status = local_status(tmp_path, running, same_error)
+    result = check(run_module, dagster.url, local_status_file=status, local_services=["webserver"])
+    assert result["fatal"] == (["local:webserver"] if fatal else [])
+    assert bool(result.get("failed")) is fatal
+    detail = result["checks"]["local:webserver"]["detail"]
+    assert detail.endswith(
+        f"; {same_error} stopped task(s) in a row, the last: exit code 1: FATAL:  password authentication failed for "
+        'user "dagster"'
+    )

@@ -19,6 +19,11 @@ description:
     O(expected_assets) is present.
   - With O(timeout) above 0 (the default) the action plugin repeats the checks every O(interval) seconds, printing
     what it is waiting for, until all pass or the timeout expires; the failure message names what is unhealthy.
+  - A service that is not healthy is explained: its restart count and the error its last stopped task ended with (on
+    AWS the stopped task's C(stoppedReason), its container's exit code and the last lines of its CloudWatch Logs
+    stream; offline the local runtime's record of the task's exit and the last lines of its log).
+  - When a service has no running task and its last O(crash_loop_stops) tasks stopped with the same error, the check
+    is C(fatal) and the action plugin fails at once with that error instead of waiting out O(timeout).
   - Read-only, so it runs the same way in check mode.
 author:
   - dagster-ecs-ansible contributors (@dagster-ecs-ansible)
@@ -73,6 +78,12 @@ options:
     description: Verify TLS certificates (with an HTTPS O(url)).
     type: bool
     default: true
+  crash_loop_stops:
+    description:
+      - Tasks of a service stopped in a row with the same error after which waiting is pointless (the check is
+        C(fatal)). V(0) never gives up before O(timeout).
+    type: int
+    default: 3
   fail_on_unhealthy:
     description: Fail when a check does not pass (the action plugin turns it off between attempts).
     type: bool
@@ -109,6 +120,11 @@ checks:
   sample: {"health_endpoint": {"ok": false, "detail": "HTTP 503: code location loading"}}
 unhealthy:
   description: Names of the checks that did not pass.
+  returned: always
+  type: list
+  elements: str
+fatal:
+  description: Names of the checks whose service is crash-looping (see O(crash_loop_stops)).
   returned: always
   type: list
   elements: str
@@ -170,7 +186,68 @@ def check_ecs(module, checks):
         running, desired = service.get("runningCount", 0), service.get("desiredCount", 0)
         state = primary.get("rolloutState", "UNKNOWN")
         ok = state == "COMPLETED" and desired > 0 and running == desired and len(service.get("deployments", [])) == 1
-        checks[f"ecs:{name}"] = {"ok": ok, "detail": f"{running}/{desired} running, deployment {state}"}
+        check = {"ok": ok, "detail": f"{running}/{desired} running, deployment {state}"}
+        if not ok and primary.get("taskDefinition"):
+            explain_stopped(module, ecs, name, primary, running, check)
+        checks[f"ecs:{name}"] = check
+
+
+def _stopped_error(task):
+    containers = task.get("containers") or [{}]
+    codes = [c.get("exitCode") for c in containers if c.get("exitCode") is not None]
+    reasons = [c["reason"] for c in containers if c.get("reason")]
+    return "; ".join(
+        part
+        for part in (task.get("stoppedReason", "stopped"), f"exit code {codes[0]}" if codes else "", *reasons)
+        if part
+    )
+
+
+def explain_stopped(module, ecs, service, primary, running, check):
+    """Why the primary deployment's tasks stop: the newest stopped task's reason, exit code and last log lines."""
+    try:
+        arns = ecs.list_tasks(
+            aws_retry=True, cluster=module.params["cluster"], serviceName=service, desiredStatus="STOPPED"
+        ).get("taskArns", [])
+        if not arns:
+            return
+        tasks = ecs.describe_tasks(aws_retry=True, cluster=module.params["cluster"], tasks=arns[:100])["tasks"]
+    except BOTO_ERRORS as e:
+        module.fail_json_aws(e, msg=f"Failed to describe the stopped tasks of {service}")
+    tasks = [t for t in tasks if t.get("taskDefinitionArn") == primary["taskDefinition"]]
+    tasks.sort(key=lambda t: str(t.get("stoppedAt") or t.get("createdAt") or ""), reverse=True)
+    if not tasks:
+        return
+    error = _stopped_error(tasks[0])
+    streak = 0
+    for task in tasks:
+        if _stopped_error(task) != error:
+            break
+        streak += 1
+    lines = log_tail(module, ecs, tasks[0])
+    check["detail"] += f"; {streak} stopped task(s) in a row, the last: {error}"
+    if lines:
+        check["detail"] += " | log: " + " | ".join(lines)
+    limit = module.params["crash_loop_stops"]
+    check["fatal"] = bool(limit) and running == 0 and streak >= limit
+
+
+def log_tail(module, ecs, task, lines=5):
+    """The last lines of the stopped task's essential container's awslogs stream (best effort)."""
+    try:
+        definition = ecs.describe_task_definition(aws_retry=True, taskDefinition=task["taskDefinitionArn"])
+        container = next(c for c in definition["taskDefinition"]["containerDefinitions"] if c.get("essential", True))
+        options = (container.get("logConfiguration") or {}).get("options") or {}
+        if (container.get("logConfiguration") or {}).get("logDriver") != "awslogs":
+            return []
+        stream = f"{options['awslogs-stream-prefix']}/{container['name']}/{task['taskArn'].rsplit('/', 1)[-1]}"
+        group = options["awslogs-group"]
+        events = client(module, "logs").get_log_events(
+            aws_retry=True, logGroupName=group, logStreamName=stream, limit=lines, startFromHead=False
+        )["events"]
+    except (KeyError, StopIteration, *BOTO_ERRORS):
+        return []
+    return [event["message"].strip()[:300] for event in events if event.get("message", "").strip()]
 
 
 def check_targets(module, checks):
@@ -205,7 +282,14 @@ def check_local(module, checks):
             except OSError:  # ESRCH: gone
                 alive = False
         detail = f"running (pid {task['pid']}, {task['restarts']} restarts)" if alive else "no running task"
-        checks[f"local:{name}"] = {"ok": alive, "detail": detail}
+        check = {"ok": alive, "detail": detail}
+        last = (task or {}).get("last_exit")
+        if last:
+            check["detail"] += f"; {last['same_error']} stopped task(s) in a row, the last: exit code {last['code']}: "
+            check["detail"] += last["error"]
+            limit = module.params["crash_loop_stops"]
+            check["fatal"] = bool(limit) and not alive and last["same_error"] >= limit
+        checks[f"local:{name}"] = check
 
 
 def check_dagster(module, checks):
@@ -269,6 +353,7 @@ def main():
             interval=dict(type="int", default=10),
             request_timeout=dict(type="int", default=10),
             validate_certs=dict(type="bool", default=True),
+            crash_loop_stops=dict(type="int", default=3),
             fail_on_unhealthy=dict(type="bool", default=True),
         ),
         required_together=[("username", "password")],
@@ -286,13 +371,18 @@ def main():
         check_local(module, checks)
     check_dagster(module, checks)
     unhealthy = [name for name, check in checks.items() if not check["ok"]]
+    fatal = [name for name in unhealthy if checks[name].get("fatal")]
     result = dict(
         changed=False,
         healthy=not unhealthy,
         checks=checks,
         unhealthy=unhealthy,
+        fatal=fatal,
         elapsed=round(time.monotonic() - started, 2),
     )
+    if fatal:
+        detail = "; ".join(f"{name}: {checks[name]['detail']}" for name in fatal)
+        module.fail_json(msg=f"Dagster cannot start, its tasks keep stopping with the same error: {detail}", **result)
     if unhealthy and module.params["fail_on_unhealthy"]:
         detail = "; ".join(f"{name}: {checks[name]['detail']}" for name in unhealthy)
         module.fail_json(msg=f"Dagster is not healthy: {detail}", **result)
