@@ -270,7 +270,10 @@ def ecs(stack: Stack) -> None:
         assert container["logConfiguration"]["options"]["awslogs-group"] == f"/ecs/{project}"
         assert container["healthCheck"]["command"][:3] == ["CMD", "dagster-ecs-entrypoint", "healthcheck"]
         secret_refs = {s["name"]: s["valueFrom"] for s in container["secrets"]}
-        assert secret_refs["DAGSTER_POSTGRES_PASSWORD"].endswith(":password::")
+        # Pinned to the secret's AWSCURRENT version: a rotation rolls the services onto the new one.
+        current = stack.aws("secretsmanager").describe_secret(SecretId=f"{project}/database")["VersionIdsToStages"]
+        version = next(v for v, stages in current.items() if "AWSCURRENT" in stages)
+        assert secret_refs["DAGSTER_POSTGRES_PASSWORD"].endswith(f":password::{version}")
         assert not any("PASSWORD" in e["name"] for e in container["environment"])
         efs = definition["volumes"][0]["efsVolumeConfiguration"]
         assert efs["transitEncryption"] == "ENABLED"

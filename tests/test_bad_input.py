@@ -43,6 +43,8 @@ CASES = {
     ),
     "scaling min > max": ({"autoscaling_min_tasks": 3, "autoscaling_max_tasks": 2}, ["autoscaling_min_tasks (3)"]),
     "missing value": ({"ecs_run_launcher": ""}, ["ecs_run_launcher", "ecs, default"]),
+    "rotate what": ({"secrets_rotate": "password"}, ["secrets_rotate", "database, basic_auth or both", "got password"]),
+    "short password": ({"secrets_password_length": 8}, ["secrets_password_length", "between 16 and 128"]),
 }
 
 
