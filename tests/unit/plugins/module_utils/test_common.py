@@ -71,6 +71,20 @@ def test_retry_decorator_does_not_retry_other_errors():
     assert attempts == [1]
 
 
+def test_an_api_the_endpoint_does_not_serve_fails_at_once():
+    """LocalStack Community answers the APIs of its paid plan with HTTP 501 InternalFailure: not transient."""
+    attempts = []
+
+    @common.retry_decorator()
+    def unlicensed():
+        attempts.append(1)
+        raise client_error("DescribeFileSystems", "InternalFailure", "not included in your license plan", status=501)
+
+    with pytest.raises(Exception, match="InternalFailure"):
+        unlicensed()
+    assert attempts == [1]
+
+
 def test_call_passes_aws_retry_and_fails_naming_what():
     seen = {}
 

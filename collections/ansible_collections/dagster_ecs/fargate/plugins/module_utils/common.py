@@ -36,9 +36,24 @@ EXTRA_RETRY_CODES = [
 ]
 
 
+class ServedRetry(AWSRetry):
+    """AWSRetry that does not retry an API the endpoint does not serve.
+
+    An HTTP 501 answer (LocalStack Community's "not included in your current license plan" is a 501
+    ``InternalFailure``) never turns into a success by waiting; retried as an ``InternalFailure`` it
+    would only show after minutes of back-off.
+    """
+
+    @staticmethod
+    def status_code_from_exception(error):
+        if (error.response.get("ResponseMetadata") or {}).get("HTTPStatusCode") == 501:
+            return "NotImplemented"
+        return AWSRetry.status_code_from_exception(error)
+
+
 def retry_decorator(retries=10, delay=1, max_delay=30):
-    """amazon.aws's jittered backoff with this collection's extra retryable codes."""
-    return AWSRetry.jittered_backoff(
+    """amazon.aws's jittered backoff with this collection's extra retryable codes (never for an HTTP 501)."""
+    return ServedRetry.jittered_backoff(
         retries=retries, delay=delay, max_delay=max_delay, catch_extra_error_codes=EXTRA_RETRY_CODES
     )
 
