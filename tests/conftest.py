@@ -182,6 +182,7 @@ def playbook():
 # so starting the long ones first keeps one worker from running the longest file alone at the end.
 LONGEST_FIRST = [
     "test_molecule.py",  # ~790 s
+    "integration/test_lifecycle.py",  # ~300 s alone: start over, rotate, re-run, crash loop
     "integration/test_workload.py",  # ~370 s
     "emulator/test_compat.py",  # ~350 s, in 15 scenarios
     "integration/test_site.py",  # ~300 s
