@@ -171,6 +171,9 @@ class Registry:
             shutil.rmtree(self._root, ignore_errors=True)
 
     def blob_path(self, digest: str) -> Path:
+        """Where a blob is stored; only a well-formed digest names one (never a path of the caller's)."""
+        if not isinstance(digest, str) or not re.fullmatch(_DIGEST, digest):
+            raise RegistryError(400, "DIGEST_INVALID", f"Unsupported or malformed digest {digest!r}", digest)
         return self.root / "blobs" / digest.replace(":", "-")
 
     def has_blob(self, digest: str) -> bool:
@@ -403,16 +406,24 @@ class Registry:
             raise RegistryError(400, "MANIFEST_INVALID", f"Unsupported manifest media type {media_type!r}", media_type)
         digest = f"sha256:{hashlib.sha256(body).hexdigest()}"
         is_digest = reference.startswith("sha256:")
+        if is_digest and not re.fullmatch(_DIGEST, reference):
+            raise RegistryError(400, "DIGEST_INVALID", f"Malformed manifest digest {reference!r}", reference)
         if is_digest and reference != digest:
             raise RegistryError(400, "DIGEST_INVALID", f"Manifest is {digest}, not {reference}", reference)
         if kind == "image":
             wanted = [manifest.get("config", {}).get("digest")] + [x.get("digest") for x in manifest.get("layers", [])]
-            missing = [d for d in wanted if not d or not self.has_blob(d)]
+            malformed = [d for d in wanted if not isinstance(d, str) or not re.fullmatch(_DIGEST, d)]
+            if malformed:
+                raise RegistryError(400, "MANIFEST_INVALID", f"Malformed blob digest {malformed[0]!r}", malformed)
+            missing = [d for d in wanted if not self.has_blob(d)]
             if missing:
                 raise RegistryError(400, "MANIFEST_BLOB_UNKNOWN", f"Blob unknown to registry: {missing[0]}", missing)
         else:
             children = [m.get("digest") or "" for m in manifest.get("manifests", [])]
-            missing = [d for d in children if not d.startswith("sha256:") or not self.find_image(backend, name, d)]
+            malformed = [d for d in children if not isinstance(d, str) or not re.fullmatch(_DIGEST, d)]
+            if malformed:
+                raise RegistryError(400, "MANIFEST_INVALID", f"Malformed manifest digest {malformed[0]!r}", malformed)
+            missing = [d for d in children if not self.find_image(backend, name, d)]
             if missing:
                 raise RegistryError(400, "MANIFEST_UNKNOWN", f"Manifest unknown to registry: {missing[0]}", missing)
         tag = None if is_digest else reference

@@ -11,7 +11,7 @@ import base64
 import hashlib
 import http.client
 import json
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 from aws_inventory import REGION, clients
@@ -177,6 +177,14 @@ def test_what_is_refused(ecr_and_registry):
     assert (status, json.loads(body)["errors"][0]["code"]) == (400, "DIGEST_INVALID")
     status, _, body = registry.put_manifest(REPOSITORY, "1", image(b"{}", [b"never pushed"]))
     assert (status, json.loads(body)["errors"][0]["code"]) == (400, "MANIFEST_BLOB_UNKNOWN")
+    # A mount or a manifest naming a path instead of a digest: refused, not a file-existence oracle.
+    for mount in ("/etc/shadow", "../../../../etc/hostname", "sha256:" + "0" * 63 + "/"):
+        status, _, body = registry.request("POST", f"/v2/{REPOSITORY}/blobs/uploads/?mount={quote(mount)}&from=x")
+        assert (status, json.loads(body)["errors"][0]["code"]) == (400, "DIGEST_INVALID"), mount
+    layer_path = json.dumps({"schemaVersion": 2, "mediaType": SCHEMA2, "config": {"digest": "/etc/hostname"},
+                             "layers": []}).encode()  # fmt: skip
+    status, _, body = registry.put_manifest(REPOSITORY, "2", layer_path)
+    assert (status, json.loads(body)["errors"][0]["code"]) == (400, "MANIFEST_INVALID")
     status, _, body = registry.request("POST", "/v2/not-a-repository/blobs/uploads/")
     assert (status, json.loads(body)["errors"][0]["code"]) == (404, "NAME_UNKNOWN")
     status, _, body = registry.request("PATCH", f"/v2/{REPOSITORY}/blobs/uploads/unknown-upload", body=b"x")
