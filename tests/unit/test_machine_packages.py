@@ -32,6 +32,9 @@ fi
 """
 
 
+FAKE_SUDO = '#!/bin/bash\necho "sudo $*" >> "$CALLS"\n[ "$1" = -n ] && shift\n"$@"\n'
+
+
 def executable(path: Path, text: str) -> None:
     path.write_text(text)
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
@@ -67,7 +70,7 @@ def machine(tmp_path):
                 elif item == "buildx":
                     executable(bin_dir / "docker", '#!/bin/bash\n[ "$1 $2" = "buildx version" ]\n')
                 elif item == "sudo":
-                    executable(bin_dir / "sudo", '#!/bin/bash\necho "sudo $*" >> "$CALLS"\n[ "$1" = -n ] && shift\n"$@"\n')
+                    executable(bin_dir / "sudo", FAKE_SUDO)
 
         def run(self, purpose, *args, uid=0):
             env = {"PATH": str(bin_dir), "MACHINE_PACKAGES_ROOT": str(root), "CALLS": str(calls), "FAKE_UID": str(uid)}
