@@ -19,7 +19,7 @@ description:
     O(expected_assets) is present.
   - With O(timeout) above 0 (the default) the action plugin repeats the checks every O(interval) seconds, printing
     what it is waiting for, until all pass or the timeout expires; the failure message names what is unhealthy.
-  - A service that is not healthy is explained: its restart count and the error its last stopped task ended with (on
+  - A service that is not healthy is explained with its restart count and the error its last stopped task ended with (on
     AWS the stopped task's C(stoppedReason), its container's exit code and the last lines of its CloudWatch Logs
     stream; offline the local runtime's record of the task's exit and the last lines of its log).
   - When a service has no running task and its last O(crash_loop_stops) tasks stopped with the same error, the check
