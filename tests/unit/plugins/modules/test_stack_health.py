@@ -396,3 +396,16 @@ def test_a_crash_looping_local_task_fails_at_once_with_its_error(
         f"; {same_error} stopped task(s) in a row, the last: exit code 1: FATAL:  password authentication failed for "
         'user "dagster"'
     )
+
+
+def test_a_local_task_of_an_older_revision_is_not_running_yet(run_module, dagster, tmp_path):
+    status = tmp_path / "status.json"
+    task = {"pid": os.getpid(), "running": True, "restarts": 0, "task_definition": TD[:-1] + "1"}
+    status.write_text(json.dumps({"services": {"webserver": task}}))
+    params = {"local_status_file": str(status), "local_services": ["webserver"]}
+    result = check(run_module, dagster.url, **params, local_task_definitions={"webserver": TD})
+    assert result["checks"]["local:webserver"] == {
+        "ok": False,
+        "detail": "still running dagster-ecs-webserver:1, not dagster-ecs-webserver:2",
+    }
+    assert check(run_module, dagster.url, **params, local_task_definitions={"webserver": TD[:-1] + "1"})["healthy"]

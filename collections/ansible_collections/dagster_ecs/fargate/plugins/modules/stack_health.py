@@ -62,6 +62,12 @@ options:
     type: list
     elements: str
     default: []
+  local_task_definitions:
+    description:
+      - Task definition ARN per service of O(local_services) that its local task must run (as an ECS deployment must
+        complete); a task of another revision does not count as running.
+    type: dict
+    default: {}
   timeout:
     description: Seconds to wait for everything to be healthy (0 checks once).
     type: int
@@ -282,6 +288,12 @@ def check_local(module, checks):
             except OSError:  # ESRCH: gone
                 alive = False
         detail = f"running (pid {task['pid']}, {task['restarts']} restarts)" if alive else "no running task"
+        wanted = module.params["local_task_definitions"].get(name)
+        if alive and wanted and task.get("task_definition") != wanted:
+            alive = False
+            detail = (
+                f"still running {str(task.get('task_definition')).rsplit('/', 1)[-1]}, not {wanted.rsplit('/', 1)[-1]}"
+            )
         check = {"ok": alive, "detail": detail}
         last = (task or {}).get("last_exit")
         if last:
@@ -349,6 +361,7 @@ def main():
             target_group_arn=dict(type="str"),
             local_status_file=dict(type="path"),
             local_services=dict(type="list", elements="str", default=[]),
+            local_task_definitions=dict(type="dict", default={}),
             timeout=dict(type="int", default=600),
             interval=dict(type="int", default=10),
             request_timeout=dict(type="int", default=10),
