@@ -34,6 +34,8 @@ from .rds_data import RDS_PATH
 
 LOG = logging.getLogger("dagster_ecs_emulator.runtime")
 PG_BINDIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+# What of the instance the server must match (kept in instance.json beside the data).
+MATCHED = ("dbi_resource_id", "master_username", "password_verifier")
 
 
 def free_port() -> int:
@@ -177,7 +179,7 @@ class LocalDatabase:
 
     def _remember(self, instance: dict) -> None:
         self.base.mkdir(parents=True, exist_ok=True)
-        known = {key: instance[key] for key in ("dbi_resource_id", "master_username", "password_verifier")}
+        known = {key: instance[key] for key in MATCHED}
         self.marker.write_text(json.dumps(known))
         self.marker.chmod(0o600)
         self.applied = known
@@ -203,7 +205,7 @@ class LocalDatabase:
             if self.data.exists() or self.applied:
                 self._remove("no longer exists")
             return None
-        wanted = {key: instance[key] for key in ("dbi_resource_id", "master_username", "password_verifier")}
+        wanted = {key: instance[key] for key in MATCHED}
         if self.applied == wanted:
             return instance
         known = self.applied or (json.loads(self.marker.read_text()) if self.marker.exists() else None)

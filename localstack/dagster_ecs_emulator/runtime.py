@@ -240,18 +240,14 @@ class Runtime:
             task = self.tasks.get(service)
             if definition is None or desired == 0:
                 self.stop_task(service, "service gone or scaled to 0")
-                self.last_exit.pop(service, None)
+                self.forget_failures(service)
                 continue
-            if (
-                self.last_exit.get(service, {}).get("task_definition", definition["taskDefinitionArn"])
-                != (definition["taskDefinitionArn"])
-            ):
-                self.last_exit.pop(service)  # the old revision's failures are not the new one's
-                self.failures.pop(service, None)
-                self.next_start.pop(service, None)
-            if task and task.task_definition != definition["taskDefinitionArn"]:
-                self.stop_task(service, f"new task definition {definition['taskDefinitionArn'].rsplit('/', 1)[-1]}")
-                self.failures.pop(service, None)
+            revision = definition["taskDefinitionArn"]
+            if (self.last_exit.get(service) or {}).get("task_definition", revision) != revision:
+                self.forget_failures(service)
+            if task and task.task_definition != revision:
+                self.stop_task(service, f"new task definition {revision.rsplit('/', 1)[-1]}")
+                self.forget_failures(service)
                 task = None
             if task and task.process.poll() is not None:
                 self.restarts[service] = self.restarts.get(service, 0) + 1
@@ -274,6 +270,11 @@ class Runtime:
                 task = None
             if task is None and time.monotonic() >= self.next_start.get(service, 0):
                 self.start_task(service, definition)
+
+    def forget_failures(self, service: str) -> None:
+        """The old revision's exits are not the new one's: no record, no back-off."""
+        for kept in (self.last_exit, self.failures, self.next_start):
+            kept.pop(service, None)
 
     def record_exit(self, service: str, task: Task) -> None:
         """What ECS reports of a stopped task: its exit code, and (its log stream) the last lines it wrote."""
