@@ -709,6 +709,38 @@ class RdsUniqueResourceId(Shim):
         exchange.set_body(exchange.body.replace(self._moto_id.encode(), database.dbi_resource_id.encode()))
 
 
+class EcsServiceTaskDefinitionArn(Shim):
+    """ECS ``UpdateService`` keeps the task definition as given where AWS keeps its ARN.
+
+    AWS resolves ``taskDefinition`` (``family``, ``family:revision`` or an ARN) and every later
+    DescribeServices answers the full ARN. moto 5.2.5 resolves it on CreateService but stores the
+    string as given on UpdateService, so after a rollout ``community.aws.ecs_service`` (which the
+    ecs role gives ``family:revision``) leaves the service reporting ``dagster-ecs-webserver:2``.
+    A playbook that reads the service (the ecs stage's lookup, the verify stage) then compares a
+    short name with the ARN the local runtime runs. We resolve the name before moto stores it.
+    """
+
+    name = "ecs-service-task-definition-arn"
+    summary = "ECS UpdateService stores the task definition's ARN, as DescribeServices reports it on AWS"
+
+    def matches(self, environ):
+        return environ.get("HTTP_X_AMZ_TARGET", "") == "AmazonEC2ContainerServiceV20141113.UpdateService"
+
+    def before(self, environ):
+        request = json.loads(request_body(environ) or b"{}")
+        given = request.get("taskDefinition")
+        if not isinstance(given, str) or given.startswith("arn:"):
+            return
+        from moto.ecs.models import ecs_backends
+
+        account, region = moto_scope(environ)
+        try:
+            request["taskDefinition"] = ecs_backends[account][region].describe_task_definition(given).arn
+        except Exception:  # noqa: BLE001 - unknown name: moto answers the error AWS gives
+            return
+        replace_body(environ, json.dumps(request).encode())
+
+
 SHIMS: list[Shim] = [
     EfsLegacyTags(),
     EcsClusterCapacityProviders(),
@@ -724,6 +756,7 @@ SHIMS: list[Shim] = [
     CloudMapPrivateZoneVpc(),
     EcrRegistryV2(),
     RdsUniqueResourceId(),
+    EcsServiceTaskDefinitionArn(),
 ]
 
 
