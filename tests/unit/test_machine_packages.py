@@ -67,6 +67,9 @@ def machine(tmp_path):
                     (root / "usr/lib/postgresql/15/bin/postgres").touch()
                 elif item == "dockerd":
                     executable(root / "usr" / "sbin" / "dockerd", "")
+                elif item == "chromium":
+                    (root / "usr" / "bin").mkdir(parents=True, exist_ok=True)
+                    executable(root / "usr" / "bin" / "chromium", "")
                 elif item == "buildx":
                     executable(bin_dir / "docker", '#!/bin/bash\n[ "$1 $2" = "buildx version" ]\n')
                 elif item == "sudo":
@@ -88,7 +91,7 @@ def machine(tmp_path):
 
 
 def test_everything_present_installs_nothing_and_says_so(machine):
-    machine.install("nginx", "postgres", "dockerd", "buildx")
+    machine.install("nginx", "postgres", "dockerd", "chromium", "buildx")
     code, output, calls = machine.run("test")
     assert code == 0, output
     assert "nothing to install" in output
@@ -123,11 +126,11 @@ def test_the_rehearsal_does_not_install_the_docker_engine(machine):
     assert (code, calls) == (0, []), output
 
 
-def test_the_image_test_gets_docker_and_buildx(machine):
+def test_the_image_and_browser_tests_get_docker_buildx_and_chromium(machine):
     machine.install("nginx", "postgres")
     code, output, calls = machine.run("test")
     assert code == 0, output
-    assert calls[1] == "apt-get install -y -qq --no-install-recommends docker.io policy=yes"
+    assert calls[1] == "apt-get install -y -qq --no-install-recommends docker.io chromium policy=yes"
     assert calls[2] == f"python3 {ROOT}/tests/docker_engine.py install-buildx"
 
 
@@ -157,7 +160,7 @@ def test_no_apt_fails_naming_what_to_install(machine):
 def test_dry_run_changes_nothing(machine):
     code, output, calls = machine.run("test", "--dry-run")
     assert code == 0, output
-    assert "would install: nginx-light postgresql docker.io docker-buildx" in output
+    assert "would install: nginx-light postgresql docker.io chromium docker-buildx" in output
     assert calls == []
 
 
