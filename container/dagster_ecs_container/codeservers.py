@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import executable
+from .settings import private_dir
 
 LOG = logging.getLogger("dagster_ecs.codeservers")
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -116,7 +117,7 @@ class CodeServers:
 
     def start(self, directory: Path, version: str) -> Server:
         """A server for ``directory``, listening; CodeServerError when its definitions do not load."""
-        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_dir(self.dir)  # the short /tmp directory when the runtime dir is deep
         self._count += 1
         path = self.dir / f"{version[:16]}-{os.getpid()}-{self._count}.sock"
         with contextlib.suppress(FileNotFoundError):

@@ -14,6 +14,11 @@ from .settings import Settings
 
 _TOKEN = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 ROLES = ("webserver", "daemon")
+# The task definition's secrets, as environment variables. The basic-auth pair is needed only to write
+# the htpasswd: the entrypoint drops it before any child starts. The database password is needed by the
+# processes that open the storage (webserver, daemon, code servers and the sidecar that starts them).
+BASIC_AUTH_ENV = ("BASIC_AUTH_USER", "BASIC_AUTH_PASSWORD")
+DATABASE_PASSWORD_ENV = "DAGSTER_POSTGRES_PASSWORD"
 
 
 def template(name: str) -> str:
@@ -72,8 +77,8 @@ def supervisord_conf(settings: Settings, role: str) -> str:
     wait = f"{executable('dagster-ecs-entrypoint')} after-socket {shlex.quote(str(settings.codeserver_socket))}"
     programs = {}
     if role == "webserver":
-        programs["nginx"] = (
-            f"{settings.nginx_bin} -g 'daemon off;' -e stderr -p {run}/nginx -c {run}/nginx.conf",
+        programs["nginx"] = (  # nginx never opens the storage: it does not get its password
+            f"{executable('env')} -u {DATABASE_PASSWORD_ENV} {settings.nginx_bin} -g 'daemon off;' -e stderr -p {run}/nginx -c {run}/nginx.conf",
             10,
         )
         programs["webserver"] = (

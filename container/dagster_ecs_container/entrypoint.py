@@ -40,10 +40,10 @@ from dataclasses import asdict
 
 from . import __version__, codeservers, inspect
 from .auth import AuthError, write_htpasswd
-from .config import ROLES, executable, write_all
+from .config import BASIC_AUTH_ENV, ROLES, executable, write_all
 from .dbcheck import check_database
 from .health import HealthCache, check_webserver, serve
-from .settings import Settings
+from .settings import Settings, private_dir
 from .sync import DagSync
 
 LOG = logging.getLogger("dagster_ecs.entrypoint")
@@ -275,7 +275,7 @@ def start_service(role: str, settings: Settings) -> int:
     for directory in (settings.home, settings.runtime_dir, settings.storage_dir):
         directory.mkdir(parents=True, exist_ok=True)
     # supervisord creates its socket but not the directory (the short one when runtime_dir is deep).
-    settings.supervisor_socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_dir(settings.supervisor_socket.parent)  # in /tmp (a deep runtime dir): checked ours alone
     if role == "webserver":
         try:
             _step(
@@ -289,6 +289,8 @@ def start_service(role: str, settings: Settings) -> int:
             return 1  # never serve the UI without authentication
     else:
         LOG.info("step 1/%d basic auth: not needed by the %s", total, role)
+    for name in BASIC_AUTH_ENV:  # written to the htpasswd (a hash): no child process gets them
+        os.environ.pop(name, None)
     try:
         _step(
             2,

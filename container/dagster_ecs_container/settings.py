@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,45 @@ def short_socket_dir(runtime_dir: Path) -> Path | None:
         return None
     digest = hashlib.sha256(str(runtime_dir).encode()).hexdigest()[:12]
     return Path("/tmp") / f"dagster-ecs-{digest}"  # noqa: S108 - created 0700, one per task
+
+
+def private_dir(path: Path, owner_uid: int | None = None, owner_gid: int = -1) -> Path:
+    """``path`` as a directory of ``owner_uid`` (default: us) alone: created 0700, or checked when it exists.
+
+    In a directory others can write to (/tmp) anyone may have taken the name first, so an existing
+    entry is used only when it is a real directory (not a symlink) of the owner, with no group or
+    other permissions. Elsewhere (the task's runtime directory, the state dir) it is ``mkdir -p``
+    as before, and an existing directory is used as it is.
+    """
+    uid = os.geteuid() if owner_uid is None else owner_uid
+    path.parent.mkdir(parents=True, exist_ok=True)
+    parent = path.parent.stat()
+    shared = parent.st_mode & stat.S_IWOTH or parent.st_uid not in (0, os.geteuid())
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        if not shared:
+            if not path.is_dir():
+                raise
+            return path
+        info = os.lstat(path)
+        if stat.S_ISLNK(info.st_mode):
+            problems = ["is a symlink"]
+        elif not stat.S_ISDIR(info.st_mode):
+            problems = ["is not a directory"]
+        else:
+            problems = [f"is owned by uid {info.st_uid}, not {uid}"] if info.st_uid != uid else []
+            if info.st_mode & 0o077:
+                problems.append(f"has mode {stat.S_IMODE(info.st_mode):04o} (group/other may use it)")
+        if problems:
+            raise PermissionError(
+                f"{path} {' and '.join(problems)}; it is in a shared directory, so someone else may have "
+                f"made it: remove it (rm -rf {path}) and start again"
+            ) from None
+    else:
+        if uid != os.geteuid():
+            os.chown(path, uid, owner_gid, follow_symlinks=False)
+    return path
 
 
 @dataclass(frozen=True)

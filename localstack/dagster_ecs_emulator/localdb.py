@@ -95,9 +95,23 @@ class LocalDatabase:
         return result
 
     def _chown(self, path: Path) -> None:
-        if self.user:
-            for item in [path, *path.rglob("*")]:
-                os.chown(item, self.user.pw_uid, self.user.pw_gid)
+        """``chown -hR`` to the server's user: a symlink the server's user made is not followed (root runs this)."""
+        if not self.user:
+            return
+        uid, gid = self.user.pw_uid, self.user.pw_gid
+        os.chown(path, uid, gid, follow_symlinks=False)
+        if path.is_symlink() or not path.is_dir():
+            return
+        for parent, dirs, files in os.walk(path, followlinks=False):  # a symlinked directory: not descended
+            for name in dirs + files:
+                os.chown(os.path.join(parent, name), uid, gid, follow_symlinks=False)
+
+    def _make_home(self) -> None:
+        """The server's directory: 0700, its user's; in /tmp (running as root) an existing one must be that already."""
+        from dagster_ecs_container.settings import private_dir  # the tasks' own package, beside us in the venv
+
+        uid, gid = (self.user.pw_uid, self.user.pw_gid) if self.user else (None, -1)
+        private_dir(self.home, uid, gid)
 
     def _running(self) -> bool:
         return (self.data / "PG_VERSION").exists() and self._run(
@@ -125,7 +139,7 @@ class LocalDatabase:
         )
 
     def _init(self, instance: dict) -> None:
-        self.socket_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._make_home()  # the socket directory
         self._chown(self.socket_dir)
         with tempfile.NamedTemporaryFile("w", dir=self.socket_dir, delete=False) as pwfile:
             pwfile.write(instance["password_verifier"])  # stored as is: a SCRAM verifier, not a password
@@ -156,8 +170,9 @@ class LocalDatabase:
 
     def _start(self, instance: dict) -> None:
         if self.user:
-            self.log.touch()
-            os.chown(self.log, self.user.pw_uid, self.user.pw_gid)
+            self._make_home()
+            os.close(os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o666))  # touch, not via a symlink
+            self._chown(self.log)
         options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1"
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "-t", "60", "start")
         created = self._run(

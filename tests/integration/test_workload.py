@@ -10,16 +10,21 @@ deploys, rollback.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import shutil
 import signal
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import boto3
 import psycopg2
 import pytest
+from browser import chromium, serve_page
 from conftest import OFFLINE_CREDENTIALS, ROOT, free_port, run_playbook
 from stage_checks import CHECKS, Stack, request, wait_for, wait_for_status
 
@@ -173,6 +178,95 @@ def test_materialization_succeeds_and_is_stored_in_postgres(stack):
         assert cursor.fetchone()[0] == 3
 
 
+REVIEW_MUTATION = "/graphql?query=mutation%7BreloadWorkspace%7B__typename%7D%7D"
+
+
+def _post(stack, path, body, headers):
+    auth = base64.b64encode(":".join(stack["auth"]).encode()).decode()
+    req = urllib.request.Request(
+        f"{stack['url']}{path}", data=body, headers={"Authorization": f"Basic {auth}", **headers}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as answer:  # noqa: S310 - the test's loopback nginx
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def test_the_reviews_cross_site_mutation_is_refused_by_the_real_stack(stack):
+    """Finding 1 as reported: text/plain POST with the mutation in the URL, and a cross-site JSON POST."""
+    status, body = _post(stack, REVIEW_MUTATION, b"x", {"Content-Type": "text/plain"})
+    assert status == 415, body
+    query = json.dumps({"query": "mutation { reloadWorkspace { __typename } }"}).encode()
+    foreign = {"Content-Type": "application/json", "Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
+    assert _post(stack, "/graphql", query, foreign)[0] == 403
+    status, body = _post(stack, "/graphql", query, {"Content-Type": "application/json"})
+    assert status == 200 and b"reloadWorkspace" in body  # an API client with the credentials still can
+
+
+ATTACK = """<!doctype html><title>another site</title>
+<form method="POST" enctype="text/plain" action="{target}{mutation}"><input name="x" value="y"></form>
+<script>
+window.attempts = {{}};
+fetch("{target}/graphql", {{method: "POST", credentials: "include", headers: {{"Content-Type": "application/json"}},
+  body: JSON.stringify({{query: "mutation {{ reloadWorkspace {{ __typename }} }}"}})}})
+  .then(r => window.attempts.fetch = "answered " + r.status, e => window.attempts.fetch = "failed");
+const socket = new WebSocket("{socket}/graphql", "graphql-ws");
+socket.onopen = () => window.attempts.socket = "open";
+socket.onerror = () => window.attempts.socket = "refused";
+</script>"""
+
+
+def test_the_dagster_ui_works_in_a_real_browser(stack, tmp_path, record_property):
+    """Headless Chromium signs in, loads the asset graph, launches a run and watches its logs live."""
+    with chromium(stack["auth"]) as context:
+        page = context.new_page()
+        frames = []
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda frame: frames.append(str(frame))))
+        refused = []
+        page.on("response", lambda r: refused.append((r.status, r.url)) if r.status in (403, 415) else None)
+        page.goto(f"{stack['url']}/asset-groups")
+        for asset in sorted(ASSETS):
+            page.get_by_text(asset).first.wait_for(timeout=60_000)
+        skip = page.get_by_role("button", name="Skip")  # Dagster's one-time community dialog
+        if skip.count():
+            skip.click()
+        graph = tmp_path / "asset-graph.png"
+        page.screenshot(path=str(graph))
+        page.get_by_role("button", name="Materialize all").click()
+        page.get_by_role("link", name=re.compile("^View$")).first.click()  # the "Launched run" toast
+        page.wait_for_url(re.compile(r"/runs/[0-9a-f-]{36}"), timeout=30_000)
+        page.get_by_text("RUN_SUCCESS").first.wait_for(timeout=180_000)
+        run = tmp_path / "run.png"
+        page.screenshot(path=str(run))
+    for shot in (graph, run):
+        record_property(shot.stem, str(shot))
+        print(f"screenshot: {shot}")
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000  # a page, not blank
+    assert refused == [], "the UI's own requests were refused by the CSRF rules"
+    logs = [frame for frame in frames if "pipelineRunLogs" in frame]
+    assert logs and any("RUN_SUCCESS" in frame for frame in logs), "the run's logs did not arrive over the websocket"
+
+
+def test_another_sites_page_cannot_act_for_a_signed_in_user(stack):
+    """The browser resends the credentials; nginx refuses the form, the fetch and the websocket."""
+    target = stack["url"]
+    with chromium(stack["auth"]) as context:
+        page = context.new_page()
+        page.goto(target + "/server_info")  # signed in: the browser holds the credentials for the deployment
+        html = ATTACK.format(target=target, mutation=REVIEW_MUTATION, socket=target.replace("http", "ws", 1))
+        with serve_page(html) as port:
+            page.goto(f"http://localhost:{port}/")  # localhost: another site than 127.0.0.1
+            page.wait_for_function("window.attempts.fetch && window.attempts.socket")
+            attempts = page.evaluate("window.attempts")
+            with page.expect_navigation() as submitted:
+                page.evaluate("document.forms[0].submit()")
+            response = submitted.value
+            assert response.status == 403, response.status
+            assert "cross-site request refused" in page.content()
+    assert attempts == {"fetch": "failed", "socket": "refused"}
+
+
 def _children(pid):
     found = []
     for proc in Path("/proc").iterdir():
@@ -191,6 +285,35 @@ def _cmdline(pid):
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+def _environ(pid):
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return []
+
+
+def _tree(pid):
+    found, todo = [], [pid]
+    while todo:
+        found.append(todo.pop())
+        todo.extend(_children(found[-1]))
+    return found
+
+
+def test_no_process_of_the_tasks_carries_a_secret_it_does_not_use(stack):
+    """Finding 4: no BASIC_AUTH_* anywhere once the htpasswd exists; the database password not in nginx."""
+    status = json.loads((stack["runtime"] / "status.json").read_text())
+    processes = {pid: _cmdline(pid) for task in status["services"].values() for pid in _tree(task["pid"])}
+    assert any("nginx" in cmd for cmd in processes.values()) and any("dagster-daemon" in c for c in processes.values())
+    basic = stack["auth"][1].encode()
+    database = stack["database"]["password"].encode()
+    for pid, cmd in processes.items():
+        environ = _environ(pid)
+        assert not [v for v in environ if v.startswith(b"BASIC_AUTH_") or basic in v], f"{pid} {cmd}"
+        if "nginx" in cmd:
+            assert not [v for v in environ if database in v], f"nginx ({pid}) has the database password"
 
 
 def test_killed_webserver_fails_health_then_comes_back(stack):

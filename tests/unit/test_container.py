@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import sys
 import tarfile
 from pathlib import Path
@@ -214,3 +215,32 @@ def test_a_webserver_that_is_not_up_does_not_refuse_a_validated_version(tmp_path
         port = sock.getsockname()[1]  # closed again when the block ends: nothing listens there
     settings = Settings.from_env({"DAGSTER_APP_DIR": str(tmp_path), "DAGSTER_WEBSERVER_PORT": str(port)})
     assert reload_webserver(settings, "0123456789abcdef") is True
+
+
+def test_nginx_runs_without_the_database_password(tmp_path):
+    """nginx never opens the storage: supervisord starts it with the password removed from its environment."""
+    settings = Settings.from_env({"DAGSTER_APP_DIR": str(tmp_path)})
+    (nginx,) = [line for line in supervisord_conf(settings, "webserver").splitlines() if "nginx.conf" in line]
+    assert nginx.split()[1:3] == ["-u", "DAGSTER_POSTGRES_PASSWORD"]
+    assert nginx.split()[0].endswith("env")
+
+
+@pytest.mark.parametrize("role", ["webserver", "daemon"])
+def test_the_basic_auth_pair_leaves_the_environment_before_any_child(role, tmp_path, monkeypatch):
+    """After the htpasswd (step 1), BASIC_AUTH_* are gone: supervisord and everything it starts inherit none."""
+    from dagster_ecs_container import entrypoint
+
+    env = {"DAGSTER_APP_DIR": str(tmp_path), "BASIC_AUTH_USER": "admin", "BASIC_AUTH_PASSWORD": "s3cret-basic"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    seen = {}
+
+    def storage_check():
+        seen.update({name: os.environ.get(name) for name in ("BASIC_AUTH_USER", "BASIC_AUTH_PASSWORD")})
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(entrypoint, "check_database", storage_check)
+    assert entrypoint.start_service(role, Settings.from_env(dict(os.environ))) == 1
+    assert seen == {"BASIC_AUTH_USER": None, "BASIC_AUTH_PASSWORD": None}
+    if role == "webserver":
+        assert (tmp_path / "run" / "htpasswd").read_text().startswith("admin:$2")
