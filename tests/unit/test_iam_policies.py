@@ -87,3 +87,11 @@ def test_trust_is_limited_to_this_accounts_ecs_tasks():
     (statement,) = statements(render("trust-policy.json.j2", False))
     assert statement["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
     assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": ACCOUNT}
+
+
+@pytest.mark.parametrize("launcher", [False, True])
+def test_tasks_read_only_current_dag_objects(launcher):
+    """The sync reads the manifest and bundles by key: no older versions (a versioned bucket keeps deleted ones)."""
+    actions = {a for s in statements(render("task-policy.json.j2", launcher)) for a in as_list(s["Action"])}
+    assert "s3:GetObject" in actions
+    assert not {a for a in actions if a.startswith("s3:GetObjectVersion")}
