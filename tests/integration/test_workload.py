@@ -176,6 +176,30 @@ def test_materialization_succeeds_and_is_stored_in_postgres(stack):
             (run_id,),
         )
         assert cursor.fetchone()[0] == 3
+        cursor.execute("SELECT run_body FROM runs WHERE run_id = %s", (run_id,))
+        images = set(_values(json.loads(cursor.fetchone()[0]), "container_image"))
+    # The run names its image (the code server reports DAGSTER_CURRENT_IMAGE): the ECS run launcher needs it.
+    assert images == {_task_image(stack, "daemon")}
+
+
+def _values(document, key):
+    if isinstance(document, dict):
+        for name, value in document.items():
+            yield from [value] if name == key else _values(value, key)
+    elif isinstance(document, list):
+        for item in document:
+            yield from _values(item, key)
+
+
+def _task_image(stack, service):
+    session = boto3.session.Session(
+        aws_access_key_id=OFFLINE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=OFFLINE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        region_name="ap-southeast-2",
+    )
+    ecs = session.client("ecs", endpoint_url=stack["extra"]["dagster_ecs_aws_endpoint_url"])
+    definition = ecs.describe_task_definition(taskDefinition=f"{PROJECT}-{service}")["taskDefinition"]
+    return definition["containerDefinitions"][0]["image"]
 
 
 REVIEW_MUTATION = "/graphql?query=mutation%7BreloadWorkspace%7B__typename%7D%7D"
