@@ -18,7 +18,7 @@ ROLES = ("webserver", "daemon")
 # the htpasswd: the entrypoint drops it before any child starts. The database password is needed by the
 # processes that open the storage (webserver, daemon, code servers and the sidecar that starts them).
 BASIC_AUTH_ENV = ("BASIC_AUTH_USER", "BASIC_AUTH_PASSWORD")
-DATABASE_PASSWORD_ENV = "DAGSTER_POSTGRES_PASSWORD"
+DATABASE_PASSWORD_ENV = "DAGSTER_POSTGRES_PASSWORD"  # noqa: S105 - a variable's name, not a password
 
 
 def template(name: str) -> str:
@@ -77,8 +77,9 @@ def supervisord_conf(settings: Settings, role: str) -> str:
     wait = f"{executable('dagster-ecs-entrypoint')} after-socket {shlex.quote(str(settings.codeserver_socket))}"
     programs = {}
     if role == "webserver":
-        programs["nginx"] = (  # nginx never opens the storage: it does not get its password
-            f"{executable('env')} -u {DATABASE_PASSWORD_ENV} {settings.nginx_bin} -g 'daemon off;' -e stderr -p {run}/nginx -c {run}/nginx.conf",
+        without_password = f"{executable('env')} -u {DATABASE_PASSWORD_ENV}"  # nginx never opens the storage
+        programs["nginx"] = (
+            f"{without_password} {settings.nginx_bin} -g 'daemon off;' -e stderr -p {run}/nginx -c {run}/nginx.conf",
             10,
         )
         programs["webserver"] = (

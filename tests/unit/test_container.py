@@ -27,7 +27,7 @@ def test_dagster_yaml_renders_to_one_valid_document(tmp_path, launcher):
     document = yaml.safe_load(rendered)  # one document: a second '---' would raise
     assert "postgres" in document["storage"]
     assert document["run_coordinator"]["class"] == "QueuedRunCoordinator"
-    expected = "EcsRunLauncher" if launcher == "ecs" else "DefaultRunLauncher"
+    expected = "GuardedEcsRunLauncher" if launcher == "ecs" else "DefaultRunLauncher"
     assert document["run_launcher"]["class"] == expected
     assert document["run_monitoring"]["enabled"] is True
     assert "password" not in rendered.replace("password: {env: DAGSTER_POSTGRES_PASSWORD}", "")
