@@ -7,11 +7,14 @@ nothing listens afterwards, and that the account lookup never ran, proves no AWS
 
 from __future__ import annotations
 
+import http.server
 import json
 import socket
+import threading
+import urllib.parse
 
 import pytest
-from conftest import free_port, run_playbook
+from conftest import OFFLINE_CREDENTIALS, free_port, run_playbook
 
 
 def subnets(*pairs):
@@ -70,3 +73,79 @@ def test_bad_input_fails_before_any_aws_call(case, tmp_path):
     assert "TASK [preflight : Identify the AWS account]" not in run.output
     assert "TASK [offline_endpoint" not in run.output
     assert not listening(port), "an emulator was started: something went past input validation"
+
+
+# --- Plain HTTP on AWS ---------------------------------------------------------------------------------------------
+# The production inventory (dagster_ecs_offline false) against a loopback stand-in for STS and IAM: the endpoint is
+# overridden as tests/integration/test_site.py does, the credentials are the offline profile's, so nothing goes
+# anywhere but 127.0.0.1 (instance metadata is off too).
+
+STS_ANSWERS = {
+    "GetCallerIdentity": b"""<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <GetCallerIdentityResult><Arn>arn:aws:iam::123456789012:user/tester</Arn><UserId>AIDATESTER</UserId>
+  <Account>123456789012</Account></GetCallerIdentityResult>
+  <ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></GetCallerIdentityResponse>""",
+    "ListAccountAliases": b"""<ListAccountAliasesResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/">
+  <ListAccountAliasesResult><IsTruncated>false</IsTruncated><AccountAliases/></ListAccountAliasesResult>
+  <ResponseMetadata><RequestId>2</RequestId></ResponseMetadata></ListAccountAliasesResponse>""",
+}
+
+
+@pytest.fixture
+def fake_sts():
+    """STS and IAM answering the preflight's account lookup on 127.0.0.1; ``requests`` lists the actions asked."""
+    requests: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+            action = urllib.parse.parse_qs(body).get("Action", [""])[0]
+            requests.append(action)
+            answer = STS_ANSWERS.get(action)
+            self.send_response(200 if answer else 400)
+            self.send_header("Content-Type", "text/xml")
+            self.send_header("Content-Length", str(len(answer or b"")))
+            self.end_headers()
+            self.wfile.write(answer or b"")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    server.requests = requests
+    server.endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def production(playbook, endpoint, state, *args, **extra):
+    extra = {"dagster_ecs_aws_endpoint_url": endpoint, "dagster_ecs_state_dir": str(state), **extra}
+    environment = {**OFFLINE_CREDENTIALS, "AWS_EC2_METADATA_DISABLED": "true"}
+    return run_playbook(playbook, "-e", json.dumps(extra), *args, inventory="inventory/production", env=environment)
+
+
+@pytest.mark.parametrize("tags", [(), ("--tags", "dags")], ids=["site", "dags only"])
+def test_production_without_certificate_fails_before_any_aws_call(tags, fake_sts, tmp_path):
+    run = production("site.yml", fake_sts.endpoint, tmp_path, *tags)
+    assert run.returncode != 0 and run.recap["failed"] == 1, run.output[-3000:]
+    for text in (
+        "loadbalancer_certificate_arn is empty",
+        "basic-auth password would cross the internet in clear text",
+        "aws acm request-certificate",
+        "dagster_ecs_allow_plain_http: true",
+    ):
+        assert text in run.output, f"{text!r} not in:\n{run.output[-3000:]}"
+    assert "TASK [preflight : Identify the AWS account]" not in run.output
+    assert fake_sts.requests == [], "an AWS API was called before the inputs were validated"
+
+
+def test_production_without_certificate_passes_the_preflight_only_with_the_opt_out(fake_sts, tmp_path):
+    run = production("playbooks/preflight.yml", fake_sts.endpoint, tmp_path, dagster_ecs_allow_plain_http=True)
+    assert run.returncode == 0, run.output[-3000:]
+    assert "loadbalancer_certificate_arn is empty, so" not in run.output
+    assert "dagster_ecs_allow_plain_http is true and loadbalancer_certificate_arn is empty" in run.output
+    assert "Deploying dagster-ecs (production) to account 123456789012" in run.output
+    assert fake_sts.requests[0] == "GetCallerIdentity"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 from unittest import mock
+from urllib.parse import urlsplit
 
 from ansible.module_utils.common import warnings as _warnings
 from ansible.module_utils.testing import patch_module_args
@@ -283,6 +284,21 @@ class LocalServer:
     def close(self):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class FakeOpenUrl:
+    """Stands in for a module's ``open_url`` (monkeypatched), for URLs no test may reach: records ``(url, kwargs)``
+    of every request in ``calls`` and answers 200 with ``answers[path]`` (bytes, or a dict sent as JSON)."""
+
+    def __init__(self, answers):
+        self.answers = answers
+        self.calls = []
+
+    def __call__(self, url, **kwargs):
+        self.calls.append((url, kwargs))
+        body = self.answers[urlsplit(url).path]
+        body = json.dumps(body).encode() if isinstance(body, dict) else body
+        return SimpleNamespace(status=200, read=lambda: body)
 
 
 def closed_port_url():

@@ -14,7 +14,7 @@ from ansible_collections.dagster_ecs.fargate.plugins.modules import dag_publish
 from botocore.exceptions import EndpointConnectionError
 from dagster_ecs_container import manifest as mf
 
-from unit.plugins.harness import ACCOUNT, Reply, client_error, closed_port_url, warnings_of
+from unit.plugins.harness import ACCOUNT, FakeOpenUrl, Reply, client_error, closed_port_url, warnings_of
 
 BUCKET = "dagster-ecs-dags"
 SECRET = "dagster-ecs/basic-auth"
@@ -663,3 +663,41 @@ def test_rollback_notifies(run_module, s3, src, validated, secret, http_server):
     http_server.routes[("POST", "/_dags/sync")] = Reply(200, {"version": first})
     result = rollback(run_module, first, **notify_args(http_server.url))
     assert result["live"]["confirmed"] and isinstance(result["live"]["seconds"], float | int)
+
+
+# --- never basic auth in clear text to another host ---------------------------------------------------------------
+
+ALB = "http://dagster-ecs-alb-123456.ap-southeast-2.elb.amazonaws.com"
+
+
+@pytest.fixture
+def remote(monkeypatch, src):
+    """The webserver at a host that is not this machine: the module's open_url, faked (nothing leaves the test)."""
+    fake = FakeOpenUrl({"/_dags/sync": {"version": mf.version_of(mf.scan(src)), "seconds": 1.0}})
+    monkeypatch.setattr(dag_publish, "open_url", fake)
+    return fake
+
+
+@pytest.mark.parametrize("state", ["present", "rollback"])
+def test_notify_refuses_plain_http_to_another_host_before_anything(
+    run_module, s3, src, validated, secret, remote, aws, state
+):
+    extra = {"state": "rollback", "version": "previous"} if state == "rollback" else {}
+    result = publish(run_module, src, **notify_args(ALB), **extra)
+    assert result["failed"] and result["notify_url"] == ALB + "/"
+    assert result["msg"].startswith(f"Refusing to send the basic-auth credentials to {ALB}/: plain HTTP")
+    assert result["msg"].endswith("Nothing was published." if state == "present" else "Nothing was rolled back.")
+    assert "loadbalancer_certificate_arn" in result["msg"] and "dagster_ecs_allow_plain_http" in result["msg"]
+    assert remote.calls == [] and aws.calls == [] and validated.calls == [], "nothing may be done before the refusal"
+    assert keys(s3) == []
+
+
+@pytest.mark.parametrize(
+    ("url", "allow"), [(ALB, True), (ALB.replace("http://", "https://"), False)], ids=["opt-out", "https"]
+)
+def test_notify_over_https_or_with_the_opt_out(run_module, s3, src, validated, secret, remote, url, allow):
+    result = publish(run_module, src, allow_plain_http=allow, **notify_args(url))
+    assert result["changed"] and result["live"]["confirmed"], result
+    [(sent, request)] = remote.calls
+    assert sent == f"{url}/_dags/sync"
+    assert (request["url_username"], request["url_password"], request["force_basic_auth"]) == ("admin", "pw", True)

@@ -9,7 +9,7 @@ import os
 import pytest
 from ansible_collections.dagster_ecs.fargate.plugins.modules import stack_health
 
-from unit.plugins.harness import Reply, closed_port_url
+from unit.plugins.harness import FakeOpenUrl, Reply, closed_port_url
 
 HEALTHY = {
     "data": {
@@ -409,3 +409,41 @@ def test_a_local_task_of_an_older_revision_is_not_running_yet(run_module, dagste
         "detail": "still running dagster-ecs-webserver:1, not dagster-ecs-webserver:2",
     }
     assert check(run_module, dagster.url, **params, local_task_definitions={"webserver": TD[:-1] + "1"})["healthy"]
+
+
+# --- never basic auth in clear text to another host -------------------------------------------------------------
+
+ALB = "http://dagster-ecs-alb-123456.ap-southeast-2.elb.amazonaws.com"
+
+
+@pytest.fixture
+def remote(monkeypatch):
+    """Dagster at a host that is not this machine: the module's open_url, faked (nothing leaves the test)."""
+    fake = FakeOpenUrl({"/health": b"OK", "/graphql": HEALTHY})
+    monkeypatch.setattr(stack_health, "open_url", fake)
+    return fake
+
+
+def test_credentials_are_not_sent_over_plain_http_to_another_host(run_module, aws, remote):
+    result = check(
+        run_module, ALB, username="admin", password="s3cret-pw", cluster="dagster-ecs", services=["web"], timeout=0
+    )
+    assert result["failed"] and result["url"] == ALB
+    assert result["msg"].startswith(f"Refusing to send the basic-auth credentials to {ALB}: plain HTTP")
+    assert "loadbalancer_certificate_arn" in result["msg"] and "dagster_ecs_allow_plain_http" in result["msg"]
+    assert remote.calls == [] and aws.calls == [], "nothing may be asked before the refusal"
+    assert "s3cret-pw" not in json.dumps(result)
+    # Without credentials there is nothing to leak: the same URL is checked.
+    assert check(run_module, ALB)["healthy"]
+    assert [url for url, _ in remote.calls] == [f"{ALB}/health", f"{ALB}/graphql"]
+
+
+@pytest.mark.parametrize(
+    ("url", "allow"), [(ALB, True), (ALB.replace("http://", "https://"), False)], ids=["opt-out", "https"]
+)
+def test_credentials_go_over_https_or_with_the_opt_out(run_module, remote, url, allow):
+    result = check(run_module, url, username="admin", password="s3cret-pw", allow_plain_http=allow)
+    assert result["healthy"], result
+    url_sent, graphql = remote.calls[1]
+    assert url_sent == f"{url}/graphql"
+    assert graphql["headers"]["Authorization"] == "Basic " + base64.b64encode(b"admin:s3cret-pw").decode()

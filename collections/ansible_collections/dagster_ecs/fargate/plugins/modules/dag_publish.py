@@ -103,6 +103,14 @@ options:
     description: Seconds to wait for the webserver to stage, check and load the new version.
     type: int
     default: 60
+  allow_plain_http:
+    description:
+      - Send the basic-auth credentials of O(notify_secret) over plain HTTP to a O(notify_url) whose host is not
+        loopback (127.0.0.0/8, C(::1), C(localhost)). Off by default, the module then fails before any AWS call,
+        naming O(notify_url) and the fix, since the password would cross the network in clear text.
+      - HTTPS and loopback URLs are never refused, nor is a task without O(notify_url).
+    type: bool
+    default: false
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -227,6 +235,7 @@ from ansible_collections.dagster_ecs.fargate.plugins.module_utils.dags import (
     plan,
     prune_plan,
 )
+from ansible_collections.dagster_ecs.fargate.plugins.module_utils.plain_http import plain_http_refusal
 
 JSON = "application/json"
 
@@ -608,6 +617,7 @@ def main():
             # The secret's name or ARN, not its value.
             notify_secret=dict(type="str", no_log=False),
             notify_timeout=dict(type="int", default=60),
+            allow_plain_http=dict(type="bool", default=False),
         ),
         required_if=[("state", "present", ["src"]), ("state", "rollback", ["version"])],
         required_by={"notify_url": ["notify_secret"]},
@@ -617,6 +627,11 @@ def main():
         module.fail_json(msg=missing_required_lib("dagster-ecs-container (make venv installs it)"))
     if module.params["keep_versions"] < 1:
         module.fail_json(msg="keep_versions must be at least 1 (the live version is always kept)")
+    if module.params["notify_url"]:  # with notify_secret (required_by): the credentials are sent to it
+        refusal = plain_http_refusal(module.params["notify_url"], allow_plain_http=module.params["allow_plain_http"])
+        if refusal:
+            undone = "published" if module.params["state"] == "present" else "rolled back"
+            module.fail_json(msg=f"{refusal} Nothing was {undone}.", notify_url=module.params["notify_url"])
     config = Config(max_pool_connections=max(10, module.params["concurrency"])) if Config else None
     publisher = Publisher(module, client(module, "s3", config=config))
     if module.params["state"] == "present":

@@ -84,6 +84,14 @@ options:
     description: Verify TLS certificates (with an HTTPS O(url)).
     type: bool
     default: true
+  allow_plain_http:
+    description:
+      - Send O(username) and O(password) over plain HTTP to a host that is not loopback (127.0.0.0/8, C(::1),
+        C(localhost)). Off by default, the module then fails before any request, naming O(url) and the fix, since
+        the password would cross the network in clear text.
+      - HTTPS URLs, loopback URLs and checks without credentials are never refused.
+    type: bool
+    default: false
   crash_loop_stops:
     description:
       - Tasks of a service stopped in a row with the same error after which waiting is pointless (the check is
@@ -103,7 +111,7 @@ extends_documentation_fragment:
 EXAMPLES = r"""
 - name: Wait for Dagster behind the ALB
   dagster_ecs.fargate.stack_health:
-    url: "http://{{ alb_dns_name }}"
+    url: "https://{{ alb_dns_name }}"
     username: admin
     password: "{{ basic_auth_password }}"
     cluster: dagster-ecs
@@ -144,6 +152,7 @@ import time
 from ansible.module_utils.urls import open_url
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.dagster_ecs.fargate.plugins.module_utils.common import BOTO_ERRORS, client
+from ansible_collections.dagster_ecs.fargate.plugins.module_utils.plain_http import plain_http_refusal
 
 GRAPHQL = """
 { workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
@@ -366,6 +375,7 @@ def main():
             interval=dict(type="int", default=10),
             request_timeout=dict(type="int", default=10),
             validate_certs=dict(type="bool", default=True),
+            allow_plain_http=dict(type="bool", default=False),
             crash_loop_stops=dict(type="int", default=3),
             fail_on_unhealthy=dict(type="bool", default=True),
         ),
@@ -374,6 +384,10 @@ def main():
     )
     if module.params["services"] and not module.params["cluster"]:
         module.fail_json(msg="cluster is required with services")
+    if module.params["username"]:  # check_dagster sends basic auth exactly then
+        refusal = plain_http_refusal(module.params["url"], allow_plain_http=module.params["allow_plain_http"])
+        if refusal:
+            module.fail_json(msg=refusal, url=module.params["url"])
     started = time.monotonic()
     checks = {}
     if module.params["services"]:
