@@ -149,3 +149,30 @@ def test_production_without_certificate_passes_the_preflight_only_with_the_opt_o
     assert "dagster_ecs_allow_plain_http is true and loadbalancer_certificate_arn is empty" in run.output
     assert "Deploying dagster-ecs (production) to account 123456789012" in run.output
     assert fake_sts.requests[0] == "GetCallerIdentity"
+
+
+CERTIFICATE = "arn:aws:acm:ap-southeast-2:123456789012:certificate/00000000-0000-0000-0000-000000000000"
+
+
+def test_a_certificate_without_its_domain_name_fails_before_any_aws_call(fake_sts, tmp_path):
+    """verify and dags would reach https://<alb>.amazonaws.com, a name the certificate does not cover."""
+    run = production("playbooks/preflight.yml", fake_sts.endpoint, tmp_path, loadbalancer_certificate_arn=CERTIFICATE)
+    assert run.returncode != 0, run.output[-3000:]
+    assert "loadbalancer_domain_name () must be the DNS name the certificate" in run.output
+    assert fake_sts.requests == []
+    run = production(
+        "playbooks/preflight.yml",
+        fake_sts.endpoint,
+        tmp_path,
+        loadbalancer_certificate_arn=CERTIFICATE,
+        loadbalancer_domain_name="dagster.example.com",
+    )
+    assert run.returncode == 0, run.output[-3000:]
+    assert fake_sts.requests[0] == "GetCallerIdentity"
+
+
+def test_teardown_of_a_plain_http_stack_needs_no_opt_out(fake_sts, tmp_path):
+    """Deleting sends no credentials: teardown's preflight skips the clear-text check (and goes on to STS)."""
+    run = production("playbooks/teardown.yml", fake_sts.endpoint, tmp_path, "--check")
+    assert "loadbalancer_certificate_arn is empty, so" not in run.output, run.output[-3000:]
+    assert fake_sts.requests[:1] == ["GetCallerIdentity"], run.output[-3000:]
