@@ -185,7 +185,7 @@ def leftovers(endpoint: str, project: str, region: str = REGION) -> dict[str, li
         "task_definitions",
         [
             arn
-            for family in ("webserver", "daemon")
+            for family in ("webserver", "daemon", "run")
             for arn in ecs.list_task_definitions(familyPrefix=f"{project}-{family}", status="ACTIVE")[
                 "taskDefinitionArns"
             ]

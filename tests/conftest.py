@@ -58,21 +58,31 @@ class Emulator:
                 self.process.kill()
 
 
+def spawn_emulator(log_dir: Path, disabled_shims=()) -> Emulator:
+    """A fresh emulator on a free loopback port, answering; its log in ``log_dir``. Stop it with ``stop()``."""
+    port = free_port()
+    command = [sys.executable, "-m", "dagster_ecs_emulator", "serve", "--port", str(port)]
+    for shim in disabled_shims:
+        command += ["--disable-shim", shim]
+    with open(log_dir / f"emulator-{port}.log", "wb") as log:  # the child keeps its own descriptor
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    emulator = Emulator(f"http://127.0.0.1:{port}", process)
+    try:
+        wait_for_health(emulator.endpoint)
+    except BaseException:
+        emulator.stop()
+        raise
+    return emulator
+
+
 @pytest.fixture
 def start_emulator(tmp_path):
     """Factory: start a fresh emulator (optionally without some shims); all are stopped at the end."""
     started: list[Emulator] = []
 
     def _start(disabled_shims=()) -> Emulator:
-        port = free_port()
-        command = [sys.executable, "-m", "dagster_ecs_emulator", "serve", "--port", str(port)]
-        for shim in disabled_shims:
-            command += ["--disable-shim", shim]
-        log = open(tmp_path / f"emulator-{port}.log", "wb")  # noqa: SIM115 - closed with the process
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-        emulator = Emulator(f"http://127.0.0.1:{port}", process)
+        emulator = spawn_emulator(tmp_path, disabled_shims)
         started.append(emulator)
-        wait_for_health(emulator.endpoint)
         return emulator
 
     yield _start

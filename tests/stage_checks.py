@@ -286,6 +286,21 @@ def ecs(stack: Stack) -> None:
     daemon = services["daemon"]
     assert daemon["deploymentConfiguration"]["maximumPercent"] == 100, "two Dagster daemons must never overlap"
     assert daemon["loadBalancers"] == []
+    # Each run's own task: registered by the stage (never at run time), named by the daemon's launcher.
+    run = client.describe_task_definition(taskDefinition=f"{project}-run", include=["TAGS"])
+    definition, tags = run["taskDefinition"], {t["key"]: t["value"] for t in run.get("tags", [])}
+    assert (definition["cpu"], definition["memory"], tags.get("DagsterService")) == ("256", "512", "run")
+    (container,) = definition["containerDefinitions"]
+    assert container["name"] == "run" and "command" not in container  # the launcher gives each run's command
+    assert {s["name"] for s in container["secrets"]} == {"DAGSTER_POSTGRES_USER", "DAGSTER_POSTGRES_PASSWORD"}
+    assert container["logConfiguration"]["options"]["awslogs-stream-prefix"] == "run"
+    launcher = client.describe_task_definition(taskDefinition=daemon["taskDefinition"])["taskDefinition"]
+    env = {e["name"]: e["value"] for e in launcher["containerDefinitions"][0]["environment"]}
+    assert env["DAGSTER_ECS_RUN_TASK_DEFINITION"] == definition["taskDefinitionArn"]
+    assert (
+        env["DAGSTER_ECS_RUN_SECURITY_GROUPS"]
+        == daemon["networkConfiguration"]["awsvpcConfiguration"]["securityGroups"][0]
+    )
 
 
 def autoscaling(stack: Stack) -> None:

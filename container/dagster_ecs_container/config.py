@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import re
@@ -43,9 +44,15 @@ def fragment(name: str) -> str:
 
 
 def values(settings: Settings) -> dict:
+    launcher = {  # JSON is YAML: lists and strings render safely into the run launcher's config
+        "ecs_cluster": json.dumps(settings.cluster),
+        "run_subnets": json.dumps(settings.run_subnets),
+        "run_security_groups": json.dumps(settings.run_security_groups),
+    }
+    name = f"run_launcher_{'ecs' if settings.run_launcher == 'ecs' else 'default'}.yaml"
     return {
         "max_concurrent_runs": settings.max_concurrent_runs,
-        "run_launcher": fragment(f"run_launcher_{'ecs' if settings.run_launcher == 'ecs' else 'default'}.yaml"),
+        "run_launcher": render(fragment(name), launcher),
         "storage_dir": settings.storage_dir,
         "dags_dir": settings.dags_dir,
         "runtime_dir": settings.runtime_dir,

@@ -20,6 +20,11 @@ def _bool(value: str | None, default: bool) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
 
 
+def _names(value: str | None) -> tuple[str, ...]:
+    """A comma-separated list (subnet ids, security group ids) as a tuple, without blanks."""
+    return tuple(name.strip() for name in (value or "").split(",") if name.strip())
+
+
 def short_socket_dir(runtime_dir: Path) -> Path | None:
     """The short directory for a task's sockets when ``runtime_dir`` is too deep for them, else None."""
     if len(str(runtime_dir / "codeserver" / "0123456789abcdef-4194304-999.sock")) < 100:  # sun_path: 108 bytes
@@ -87,6 +92,8 @@ class Settings:
     run_launcher: str
     max_concurrent_runs: int
     cluster: str
+    run_subnets: tuple[str, ...] = ()
+    run_security_groups: tuple[str, ...] = ()
     basic_auth_user: str = field(repr=False, default="")
     basic_auth_password: str = field(repr=False, default="")
     nginx_bin: str = "nginx"
@@ -114,6 +121,8 @@ class Settings:
             run_launcher=env.get("DAGSTER_RUN_LAUNCHER", "default"),
             max_concurrent_runs=int(env.get("DAGSTER_MAX_CONCURRENT_RUNS", "2")),
             cluster=env.get("DAGSTER_ECS_CLUSTER", ""),
+            run_subnets=_names(env.get("DAGSTER_ECS_RUN_SUBNETS")),
+            run_security_groups=_names(env.get("DAGSTER_ECS_RUN_SECURITY_GROUPS")),
             basic_auth_user=env.get("BASIC_AUTH_USER", ""),
             basic_auth_password=env.get("BASIC_AUTH_PASSWORD", ""),
             nginx_bin=env.get("NGINX_BIN", "nginx"),

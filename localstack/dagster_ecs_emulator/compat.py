@@ -741,6 +741,47 @@ class EcsServiceTaskDefinitionArn(Shim):
         replace_body(environ, json.dumps(request).encode())
 
 
+class EcsRunTaskContainerMemory(Shim):
+    """ECS ``RunTask`` needs a container-level memory that Fargate does not.
+
+    On Fargate the task-level ``memory`` is enough; a container may leave ``memory`` and
+    ``memoryReservation`` out (the run task definition's ``run`` container does). moto 5.2.5
+    adds each container's memory to the task's requirements and fails with a TypeError (HTTP 500)
+    when a container has none. We count a container without one as 0, as the other resources are;
+    the stored task definition is left as registered (DescribeTaskDefinition shows no invented
+    memory, so the ecs stage's re-run still compares equal). Installed into moto's ECS backend.
+    """
+
+    name = "ecs-run-task-container-memory"
+    summary = "ECS RunTask of a Fargate task definition whose containers set no memory of their own (run tasks)"
+
+    def matches(self, environ):
+        return False  # not a request rewrite: install() patches the backend
+
+    def install(self):
+        import copy
+
+        from moto.ecs.models import EC2ContainerServiceBackend
+
+        original = EC2ContainerServiceBackend.__dict__["_calculate_task_resource_requirements"]
+        calculate = getattr(original, "__func__", original)
+        if getattr(calculate, "dagster_ecs_shim", False):
+            return
+
+        def requirements(task_definition):
+            counted = copy.copy(task_definition)
+            counted.container_definitions = [
+                container
+                if {"memory", "Memory", "memoryReservation", "MemoryReservation"} & set(container)
+                else {**container, "memory": 0}
+                for container in task_definition.container_definitions
+            ]
+            return calculate(counted)
+
+        requirements.dagster_ecs_shim = True
+        EC2ContainerServiceBackend._calculate_task_resource_requirements = staticmethod(requirements)
+
+
 SHIMS: list[Shim] = [
     EfsLegacyTags(),
     EcsClusterCapacityProviders(),
@@ -757,6 +798,7 @@ SHIMS: list[Shim] = [
     EcrRegistryV2(),
     RdsUniqueResourceId(),
     EcsServiceTaskDefinitionArn(),
+    EcsRunTaskContainerMemory(),
 ]
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 
@@ -12,7 +10,7 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from conftest import OFFLINE_CREDENTIALS, ROOT, free_port, wait_for_health
+from conftest import OFFLINE_CREDENTIALS, spawn_emulator
 from dagster_ecs_emulator.faults import FAULTS_PATH, FaultInjector, FaultRule, error_response
 
 REGION = OFFLINE_CREDENTIALS["AWS_DEFAULT_REGION"]
@@ -43,22 +41,11 @@ NO_RETRY = {"mode": "standard", "total_max_attempts": 1}
 @pytest.fixture(scope="module")
 def endpoint(tmp_path_factory):
     """One emulator for the module; every test clears the rules it added."""
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("faults") / "emulator.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dagster_ecs_emulator", "serve", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-    )
-    url = f"http://127.0.0.1:{port}"
+    emulator = spawn_emulator(tmp_path_factory.mktemp("faults"))
     try:
-        wait_for_health(url)
-        yield url
+        yield emulator.endpoint
     finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
+        emulator.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -185,22 +172,14 @@ def test_rules_loaded_at_start_from_the_environment(tmp_path, monkeypatch):
     rules = tmp_path / "faults.json"
     rules.write_text(json.dumps([{"service": "sts", "count": 1}]))
     monkeypatch.setenv("DAGSTER_ECS_EMULATOR_FAULTS", str(rules))
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dagster_ecs_emulator", "serve", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=ROOT,
-    )
+    emulator = spawn_emulator(tmp_path)  # inherits the environment: the rules file
     try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for_health(url)
+        url = emulator.endpoint
         client(url, "sts").get_caller_identity()
         [rule] = control(url)["rules"]
         assert (rule["service"], rule["injected"], rule["passed"]) == ("sts", 1, 1)
     finally:
-        proc.terminate()
-        proc.wait(10)
+        emulator.stop()
 
 
 def test_error_shapes():

@@ -95,3 +95,13 @@ def test_tasks_read_only_current_dag_objects(launcher):
     actions = {a for s in statements(render("task-policy.json.j2", launcher)) for a in as_list(s["Action"])}
     assert "s3:GetObject" in actions
     assert not {a for a in actions if a.startswith("s3:GetObjectVersion")}
+
+
+def test_the_launcher_starts_only_the_run_task_definition():
+    """Runs start from <project>-run, which the ecs stage registers: not the services' families, no
+    RegisterTaskDefinition, and no ENI lookups (the network comes from the launcher's configuration)."""
+    document = render("task-policy.json.j2", True)
+    (run,) = [s for s in statements(document) if "ecs:RunTask" in as_list(s["Action"])]
+    assert run["Resource"] == f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/dagster-ecs-run:*"
+    actions = {a for s in statements(document) for a in as_list(s["Action"])}
+    assert not actions & {"ecs:RegisterTaskDefinition", "ec2:DescribeNetworkInterfaces"}
