@@ -42,6 +42,7 @@ OPEN = {"0.0.0.0/0", "::/0"}
 # verify is the one stage that cannot pass here: it waits for Fargate tasks behind the ALB, and
 # the emulator runs no task (the offline profile's local runtime does, not production's).
 SKIP = ("--skip-tags", "verify")
+DOMAIN = "dagster.example.test"  # the certificate's name (loadbalancer_domain_name)
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +93,7 @@ def self_signed(domain: str) -> tuple[bytes, bytes]:
 
 @pytest.fixture(scope="module")
 def certificate_arn(aws):
-    cert, key = self_signed("dagster.example.test")
+    cert, key = self_signed(DOMAIN)
     arn = aws("acm").import_certificate(Certificate=cert, PrivateKey=key)["CertificateArn"]
     assert aws("acm").describe_certificate(CertificateArn=arn)["Certificate"]["Status"] == "ISSUED"
     return arn
@@ -106,6 +107,7 @@ def production(env, certificate_arn):
         "dagster_ecs_state_dir": str(env["state"]),
         "dagster_ecs_project": PROJECT,
         "loadbalancer_certificate_arn": certificate_arn,
+        "loadbalancer_domain_name": DOMAIN,
     }
 
     def run(playbook, *args, **more):
@@ -130,7 +132,9 @@ def test_production_inventory_deploys_with_a_certificate(deployed, env):
     assert not (env["state"] / "production" / "runtime").exists(), "production must not start the local runtime"
     outputs = json.loads((env["state"] / "production" / "outputs.json").read_text())
     assert (outputs["environment"], outputs["project"]) == ("production", PROJECT)
-    assert outputs["alb_url"] == f"https://{outputs['load_balancer_dns_name']}"
+    # The certificate's name, not the ALB's amazonaws.com one (which no certificate of the user covers).
+    assert outputs["alb_url"] == f"https://{DOMAIN}"
+    assert outputs["load_balancer_dns_name"].endswith(".elb.amazonaws.com")
     # Offline, load_balancer_url is the local runtime's nginx; on AWS it is the ALB's.
     assert outputs["load_balancer_url"] == outputs["alb_url"]
 
