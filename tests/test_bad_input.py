@@ -16,6 +16,8 @@ import urllib.parse
 import pytest
 from conftest import OFFLINE_CREDENTIALS, free_port, run_playbook
 
+pytestmark = pytest.mark.integration  # each case runs ansible-playbook
+
 
 def subnets(*pairs):
     return [{"cidr": cidr, "az": az} for cidr, az in pairs]

@@ -8,6 +8,8 @@ import subprocess
 import pytest
 from conftest import BIN, ROOT
 
+pytestmark = pytest.mark.slow  # ansible-lint alone takes minutes
+
 
 def run(*command):
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", NO_COLOR="1")

@@ -27,6 +27,7 @@ def test_every_shim_is_documented():
         assert shim.__doc__ and shim.summary
 
 
+@pytest.mark.integration  # two ansible-playbook runs per shim
 @pytest.mark.parametrize("shim", [shim.name for shim in SHIMS])
 def test_scenario_passes_with_the_shim_and_fails_without(shim, start_emulator):
     scenario = SCENARIOS / f"{shim}.yml"
