@@ -341,10 +341,11 @@ def outputs(stack: Stack) -> None:
         assert password not in text
 
 
-def request(url, auth=None, data=None, timeout=10) -> tuple[int | None, bytes]:
-    """GET (POST with ``data``, as JSON) with optional basic auth: ``(status, body)``, ``(None, error)`` if
-    nothing answers. The one HTTP helper of the tests (test_workload uses it too)."""
-    headers = {"Content-Type": "application/json"} if data is not None else {}
+def request(url, auth=None, data=None, timeout=10, headers=None) -> tuple[int | None, bytes]:
+    """GET (POST with ``data``, as JSON unless ``headers`` say otherwise) with optional basic auth:
+    ``(status, body)``, ``(None, error)`` if nothing answers. The one HTTP helper of the tests
+    (test_workload uses it too)."""
+    headers = {**({"Content-Type": "application/json"} if data is not None else {}), **(headers or {})}
     if auth:
         headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
     try:

@@ -54,7 +54,7 @@ class Exchange:
         self.set_json(payload)
 
     def request_json(self):
-        return json.loads(request_body(self.environ) or b"{}")
+        return request_json(self.environ)
 
     @property
     def ok(self) -> bool:
@@ -69,6 +69,11 @@ def request_body(environ: dict) -> bytes:
         environ["wsgi.input"] = io.BytesIO(body)
         environ["dagster_ecs.body"] = body
     return environ["dagster_ecs.body"]
+
+
+def request_json(environ: dict):
+    """The JSON-protocol request body as a document (``{}`` when empty)."""
+    return json.loads(request_body(environ) or b"{}")
 
 
 def rewrite_path(environ: dict, path: str, query: str = "") -> None:
@@ -179,7 +184,7 @@ class EfsLegacyTags(Shim):
             request_body(environ)
             rewrite_path(environ, path)
         else:  # DeleteTags -> UntagResource (keys move from the body to the query)
-            keys = json.loads(request_body(environ) or b"{}").get("TagKeys", [])
+            keys = request_json(environ).get("TagKeys", [])
             environ["REQUEST_METHOD"] = "DELETE"
             rewrite_path(environ, path, "&".join(f"tagKeys={quote(key)}" for key in keys))
 
@@ -415,7 +420,7 @@ class AppAutoscalingPolicyNames(Shim):
         return environ.get("HTTP_X_AMZ_TARGET", "") == "AnyScaleFrontendService.DescribeScalingPolicies"
 
     def before(self, environ):
-        request = json.loads(request_body(environ) or b"{}")
+        request = request_json(environ)
         if request.get("PolicyNames"):
             request.pop("MaxResults", None)
             request.pop("NextToken", None)
@@ -727,7 +732,7 @@ class EcsServiceTaskDefinitionArn(Shim):
         return environ.get("HTTP_X_AMZ_TARGET", "") == "AmazonEC2ContainerServiceV20141113.UpdateService"
 
     def before(self, environ):
-        request = json.loads(request_body(environ) or b"{}")
+        request = request_json(environ)
         given = request.get("taskDefinition")
         if not isinstance(given, str) or given.startswith("arn:"):
             return

@@ -10,22 +10,19 @@ deploys, rollback.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
 import shutil
 import signal
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-import boto3
 import psycopg2
 import pytest
+from aws_inventory import clients
 from browser import chromium, serve_page
-from conftest import OFFLINE_CREDENTIALS, ROOT, free_port, run_playbook
+from conftest import ROOT, free_port, run_playbook
 from stage_checks import CHECKS, Stack, request, wait_for, wait_for_status
 
 pytestmark = pytest.mark.integration
@@ -47,12 +44,7 @@ def stack(tmp_path_factory):
         "dagster_ecs_dags_dir": str(dags),
     }
     run = run_playbook("site.yml", extra_vars=extra)
-    session = boto3.session.Session(
-        aws_access_key_id=OFFLINE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=OFFLINE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        region_name="ap-southeast-2",
-    )
-    secrets = session.client("secretsmanager", endpoint_url=endpoint)
+    secrets = clients(endpoint)("secretsmanager")
     basic = json.loads(secrets.get_secret_value(SecretId=f"{PROJECT}/basic-auth")["SecretString"])
     database = json.loads(secrets.get_secret_value(SecretId=f"{PROJECT}/database")["SecretString"])
     yield {
@@ -192,12 +184,7 @@ def _values(document, key):
 
 
 def _task_image(stack, service):
-    session = boto3.session.Session(
-        aws_access_key_id=OFFLINE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=OFFLINE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        region_name="ap-southeast-2",
-    )
-    ecs = session.client("ecs", endpoint_url=stack["extra"]["dagster_ecs_aws_endpoint_url"])
+    ecs = clients(stack["endpoint"])("ecs")
     definition = ecs.describe_task_definition(taskDefinition=f"{PROJECT}-{service}")["taskDefinition"]
     return definition["containerDefinitions"][0]["image"]
 
@@ -205,26 +192,15 @@ def _task_image(stack, service):
 REVIEW_MUTATION = "/graphql?query=mutation%7BreloadWorkspace%7B__typename%7D%7D"
 
 
-def _post(stack, path, body, headers):
-    auth = base64.b64encode(":".join(stack["auth"]).encode()).decode()
-    req = urllib.request.Request(
-        f"{stack['url']}{path}", data=body, headers={"Authorization": f"Basic {auth}", **headers}, method="POST"
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=10) as answer:  # noqa: S310 - the test's loopback nginx
-            return answer.status, answer.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
-
-
 def test_the_reviews_cross_site_mutation_is_refused_by_the_real_stack(stack):
     """Finding 1 as reported: text/plain POST with the mutation in the URL, and a cross-site JSON POST."""
-    status, body = _post(stack, REVIEW_MUTATION, b"x", {"Content-Type": "text/plain"})
+    url, auth = stack["url"], stack["auth"]
+    status, body = request(url + REVIEW_MUTATION, auth, b"x", headers={"Content-Type": "text/plain"})
     assert status == 415, body
     query = json.dumps({"query": "mutation { reloadWorkspace { __typename } }"}).encode()
-    foreign = {"Content-Type": "application/json", "Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
-    assert _post(stack, "/graphql", query, foreign)[0] == 403
-    status, body = _post(stack, "/graphql", query, {"Content-Type": "application/json"})
+    foreign = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
+    assert request(url + "/graphql", auth, query, headers=foreign)[0] == 403
+    status, body = request(url + "/graphql", auth, query)
     assert status == 200 and b"reloadWorkspace" in body  # an API client with the credentials still can
 
 
@@ -485,12 +461,7 @@ def test_generated_secrets_never_leak(stack, new_revision):
     places["outputs.json"] = (stack["runtime"].parent / "outputs.json").read_text()
     for log in stack["runtime"].rglob("*.log"):
         places[str(log)] = log.read_text(errors="replace")
-    session = boto3.session.Session(
-        aws_access_key_id=OFFLINE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=OFFLINE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        region_name="ap-southeast-2",
-    )
-    ecs = session.client("ecs", endpoint_url=stack["extra"]["dagster_ecs_aws_endpoint_url"])
+    ecs = clients(stack["endpoint"])("ecs")
     for family in (f"{PROJECT}-webserver", f"{PROJECT}-daemon"):
         definition = ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]
         for container in definition["containerDefinitions"]:
