@@ -787,6 +787,35 @@ class EcsRunTaskContainerMemory(Shim):
         EC2ContainerServiceBackend._calculate_task_resource_requirements = staticmethod(requirements)
 
 
+class EcsTaskLifecycle(Shim):
+    """ECS tasks advance by a timer in moto; on AWS they report what their container did.
+
+    moto 5.2.5 starts a ``RunTask`` task RUNNING and moves it one step towards STOPPED on every
+    ``DescribeTasks`` (exit code 0, no reason), and ``StopTask`` stops it at once. A run launcher
+    polling its run's task would see the run stop after four looks. ``ecs_tasks.py`` keeps the
+    task where the runtime that runs it reports it (PROVISIONING at RunTask, RUNNING, STOPPED with
+    the container's exit code and ``stoppedReason``), defers ``StopTask`` of a task a runtime
+    runs until it stopped, and serves the runtime's control endpoint. Installed into moto's
+    backend, and a WSGI application in front of the layer.
+    """
+
+    name = "ecs-task-lifecycle"
+    summary = "ECS tasks report the state the local runtime gives them (no timer); StopTask waits for the task"
+
+    def matches(self, environ):
+        return False
+
+    def install(self):
+        from . import ecs_tasks
+
+        ecs_tasks.install()
+
+    def wrap(self, app):
+        from .ecs_tasks import TaskControl
+
+        return TaskControl(app)
+
+
 SHIMS: list[Shim] = [
     EfsLegacyTags(),
     EcsClusterCapacityProviders(),
@@ -804,6 +833,7 @@ SHIMS: list[Shim] = [
     RdsUniqueResourceId(),
     EcsServiceTaskDefinitionArn(),
     EcsRunTaskContainerMemory(),
+    EcsTaskLifecycle(),
 ]
 
 

@@ -1,0 +1,174 @@
+"""ECS tasks that tell the truth: their state comes from whoever runs them, not from a timer.
+
+moto's ECS never runs a task. ``RunTask`` answers RUNNING at once and every ``DescribeTasks``
+advances the task one step towards STOPPED (``ManagedState``), so a caller that polls sees a task
+stop after four looks, with exit code 0, whatever it would have done. On AWS a task starts
+PROVISIONING, becomes RUNNING when its container started, and is STOPPED when its essential
+container exited, with that container's exit code and a ``stoppedReason``; ``StopTask`` sets the
+desired status and the reason, and the task stops when its container did (SIGTERM, then SIGKILL
+after ``stopTimeout``).
+
+Offline, the local runtime (``runtime.py``, ``oneoff.py``) runs the tasks. This module makes moto's
+tasks carry what the runtime reports:
+
+* installed into moto's ECS backend (``install``): a task never advances by itself; a task made by
+  ``RunTask`` starts PROVISIONING; ``StopTask`` of a task a runtime has *claimed* only records the
+  desired status, the reason and ``stopCode: UserInitiated`` (the runtime stops it and reports
+  STOPPED); an unclaimed task (no runtime runs it) stops at once, as moto did;
+* a control endpoint the runtime reports through (loopback, like the rest of the emulator)::
+
+    POST /_dagster_ecs_emulator/ecs/task
+      {"cluster": ..., "task": <arn>, "claim": true,
+       "lastStatus": "RUNNING" | "STOPPED", "exitCode": 3, "stoppedReason": "..."}
+
+  and, for the services' tasks the runtime starts itself (so ``DescribeTasks`` and ``ListTasks``
+  know them, as on AWS)::
+
+    POST /_dagster_ecs_emulator/ecs/task
+      {"cluster": ..., "register": {"taskDefinition": <arn>, "group": "service:<name>",
+       "startedBy": "ecs-svc/...", "networkConfiguration": {...}}}
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime
+
+TASK_PATH = "/_dagster_ecs_emulator/ecs/task"
+_LOCK = threading.Lock()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _backend(account: str, region: str):
+    from moto.ecs.models import ecs_backends
+
+    return ecs_backends[account][region]
+
+
+def _find(backend, cluster: str, task: str):
+    name = cluster.rsplit("/", 1)[-1]
+    for arn, found in backend.tasks.get(name, {}).items():
+        if arn == task or arn.endswith("/" + task.rsplit("/", 1)[-1]):
+            return found
+    raise KeyError(f"task {task} not found in cluster {name}")
+
+
+def set_state(task, last_status: str | None = None, exit_code: int | None = None, reason: str | None = None) -> None:
+    """Record what the runtime reports on moto's task and its (one) container."""
+    task.dagster_ecs_claimed = True
+    container = task.containers[0] if task.containers else None
+    if last_status:
+        task.last_status = last_status
+        if container is not None:
+            container.last_status = last_status
+        if last_status == "RUNNING" and not getattr(task, "started_at", None):
+            task.started_at = _now()
+        if last_status == "STOPPED":
+            task.desired_status = "STOPPED"
+            task.stopped_at = task.execution_stopped_at = _now()
+            if not task.stopped_reason:
+                task.stopped_reason = reason or "Essential container in task exited"
+            if not getattr(task, "stop_code", None):
+                task.stop_code = "EssentialContainerExited"
+    if exit_code is not None and container is not None:
+        container.exitCode = exit_code
+        container.exit_code = exit_code
+    if reason and container is not None:
+        container.reason = reason
+
+
+def install() -> None:
+    """Patch moto's ECS backend: no auto-progression, PROVISIONING at RunTask, StopTask of claimed tasks deferred."""
+    from moto.ecs.models import EC2ContainerServiceBackend, Task
+
+    if getattr(Task, "dagster_ecs_truthful", False):
+        return
+    Task.advance = lambda self: None  # the runtime reports the state (set_state), never a timer
+    Task.dagster_ecs_truthful = True
+
+    run_task = EC2ContainerServiceBackend.run_task
+    stop_task = EC2ContainerServiceBackend.stop_task
+
+    def truthful_run_task(self, *args, **kwargs):
+        tasks = run_task(self, *args, **kwargs)
+        for task in tasks:
+            task.last_status = "PROVISIONING"
+            task.created_at = _now()
+            for container in task.containers:
+                container.last_status = "PENDING"
+        return tasks
+
+    def deferred_stop_task(self, cluster_str, task_str, reason):
+        with _LOCK:
+            task = _find(self, cluster_str, task_str)
+            if not getattr(task, "dagster_ecs_claimed", False) or task.last_status == "STOPPED":
+                return stop_task(self, cluster_str, task_str, reason)
+            task.desired_status = "STOPPED"
+            task.stopped_reason = reason or "Task stopped by user"
+            task.stop_code = "UserInitiated"
+            task.stopping_at = _now()
+            return task
+
+    EC2ContainerServiceBackend.run_task = truthful_run_task
+    EC2ContainerServiceBackend.stop_task = deferred_stop_task
+
+
+class TaskControl:
+    """WSGI application answering ``TASK_PATH`` (the runtime's reports) in front of the emulator."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") != TASK_PATH:
+            return self.app(environ, start_response)
+        from .compat import request_json
+
+        status, payload = "200 OK", {}
+        try:
+            if environ.get("REQUEST_METHOD") != "POST":
+                raise ValueError("POST a JSON object")
+            request = request_json(environ)
+            payload = self.handle(request)
+        except KeyError as exc:
+            status, payload = "404 Not Found", {"error": str(exc).strip("'\"")}
+        except (ValueError, TypeError) as exc:
+            status, payload = "400 Bad Request", {"error": str(exc)}
+        body = json.dumps(payload).encode()
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    @staticmethod
+    def handle(request: dict) -> dict:
+        account = request.get("account", "123456789012")
+        region = request["region"]
+        backend = _backend(account, region)
+        with _LOCK:
+            if "register" in request:
+                spec = request["register"]
+                (task,) = backend.run_task(
+                    request["cluster"],
+                    spec["taskDefinition"],
+                    1,
+                    spec.get("overrides"),
+                    spec.get("startedBy", ""),
+                    spec.get("tags"),
+                    "FARGATE",
+                    networking_configuration=spec.get("networkConfiguration"),
+                    group=spec.get("group"),
+                    platform_version="LATEST",
+                )
+                set_state(task)
+            else:
+                task = _find(backend, request["cluster"], request["task"])
+                set_state(task, request.get("lastStatus"), request.get("exitCode"), request.get("stoppedReason"))
+            return {
+                "taskArn": task.task_arn,
+                "lastStatus": task.last_status,
+                "desiredStatus": task.desired_status,
+                "stoppedReason": task.stopped_reason,
+            }
