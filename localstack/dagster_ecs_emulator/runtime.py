@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .localdb import LocalDatabase, free_port
+from .oneoff import OneOffTasks
 
 LOG = logging.getLogger("dagster_ecs_emulator.runtime")
 
@@ -91,6 +92,24 @@ def stop_session(sid: int, timeout: float) -> None:
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline and session_members(sid):
             time.sleep(0.2)
+
+
+def spawn(command: list[str], env: dict, task_dir: Path, log: Path, banner: str, pipe: bool = False):
+    """Start a task's process in its own session (as a container has its own PID namespace).
+
+    Its output goes to ``log`` (after a ``--- <time> <banner>`` line), or to a pipe with ``pipe``.
+    """
+    with open(log, "ab") as handle:
+        handle.write(f"\n--- {time.strftime('%F %T')} {banner}\n".encode())
+        return subprocess.Popen(
+            command,
+            env=env,
+            cwd=task_dir,
+            stdout=subprocess.PIPE if pipe else handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 def remove_short_socket_dir(task: Task) -> None:
@@ -152,6 +171,7 @@ class Runtime:
         # Each service's last task exit (code, error line, log tail) and how many exits in a row had that error.
         self.last_exit: dict[str, dict] = {}
         self.stopping = threading.Event()
+        self.oneoffs = OneOffTasks(self)  # RunTask's tasks (each Dagster run's own task): oneoff.py
         self.database = (
             LocalDatabase(config["database"], state_dir, config["endpoint"], config["region"])
             if config.get("database")
@@ -167,9 +187,11 @@ class Runtime:
         definition = ecs.describe_task_definition(taskDefinition=found[0]["taskDefinition"])["taskDefinition"]
         return definition, found[0].get("desiredCount", 0)
 
-    def _environment(self, service: str, container: dict, task_dir: Path) -> dict[str, str]:
+    def environment(self, service: str, container: dict, task_dir: Path, extra=()) -> dict[str, str]:
+        """The container's environment, ``extra`` (RunTask's override), its secrets, then the profile's paths/ports."""
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "HOME", "TZ", "TMPDIR")}
         env.update({item["name"]: item["value"] for item in container.get("environment", [])})
+        env.update({item["name"]: item["value"] for item in extra})
         secretsmanager = self.clients("secretsmanager")
         for item in container.get("secrets", []):
             env[item["name"]] = secret_value(secretsmanager, item["valueFrom"])
@@ -192,19 +214,9 @@ class Runtime:
         task_dir = self.state_dir / "tasks" / service
         task_dir.mkdir(parents=True, exist_ok=True)
         log = self.state_dir / f"{service}.log"
-        env = self._environment(service, container, task_dir)
+        env = self.environment(service, container, task_dir)
         command = list(self.config["command"]) + list(container.get("command", []))
-        with open(log, "ab") as handle:
-            handle.write(f"\n--- {time.strftime('%F %T')} starting {definition['taskDefinitionArn']}\n".encode())
-            process = subprocess.Popen(
-                command,
-                env=env,
-                cwd=task_dir,
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        process = spawn(command, env, task_dir, log, f"starting {definition['taskDefinitionArn']}")
         self.tasks[service] = Task(
             service, definition["taskDefinitionArn"], process, log, env.get("DAGSTER_RUNTIME_DIR", "")
         )
@@ -270,6 +282,10 @@ class Runtime:
                 task = None
             if task is None and time.monotonic() >= self.next_start.get(service, 0):
                 self.start_task(service, definition)
+        try:
+            self.oneoffs.reconcile()
+        except Exception as exc:  # noqa: BLE001 - the emulator may be restarting; retry next round
+            LOG.warning("one-off tasks: cannot follow them (%s)", exc)
 
     def forget_failures(self, service: str) -> None:
         """The old revision's exits are not the new one's: no record, no back-off."""
@@ -311,6 +327,13 @@ class Runtime:
             "updated_at": time.time(),
             "database": {"port": self.database.port} if self.database else None,
             "services": services,
+            "oneoff": {
+                "running": {
+                    arn: {"pid": task.process.pid, "started_at": task.started_at}
+                    for arn, task in self.oneoffs.tasks.items()
+                },
+                "stopped": self.oneoffs.finished,
+            },
         }
         tmp = self.state_dir / ".status.json.tmp"
         tmp.write_text(json.dumps(status, indent=1))
@@ -328,6 +351,7 @@ class Runtime:
                 self.write_status(digest)
                 self.stopping.wait(interval)
         finally:
+            self.oneoffs.stop_all("local runtime stopping")
             for service in list(self.tasks):
                 self.stop_task(service, "runtime stopping")
             if self.database:
