@@ -174,6 +174,56 @@ def test_materialization_succeeds_and_is_stored_in_postgres(stack):
     assert images == {_task_image(stack, "daemon")}
 
 
+def test_dagsters_client_runs_orders_job_as_its_own_ecs_task(stack):
+    """The production run path offline: DagsterGraphQLClient -> queued run -> EcsRunLauncher -> RunTask.
+
+    The local runtime starts the run task from RunTask (``oneoff.py``); the emulated ECS reports it
+    STOPPED with the run worker's real exit code, and its output is in CloudWatch Logs.
+    """
+    client = _client(stack)
+    run_id = client.submit_job_execution(
+        "orders_job", repository_location_name="dags", repository_name="__repository__"
+    )
+
+    def finished():
+        status = client.get_run_status(run_id).value
+        return status if status in ("SUCCESS", "FAILURE", "CANCELED") else None
+
+    assert wait_for(finished, 240, 2, "the run to finish") == "SUCCESS"
+    aws = clients(stack["endpoint"])
+
+    def stopped_task():
+        mine = _run_tasks(stack, run_id)
+        return mine[0] if mine and mine[0]["lastStatus"] == "STOPPED" else None
+
+    task = wait_for(stopped_task, 30, 1, "the run's ECS task to stop")
+    assert task["containers"][0]["exitCode"] == 0, task
+    assert task["stoppedReason"] == "Essential container in task exited"
+    stream = f"run/run/{task['taskArn'].rsplit('/', 1)[-1]}"
+    events = aws("logs").get_log_events(logGroupName=f"/ecs/{PROJECT}", logStreamName=stream)["events"]
+    messages = [event["message"] for event in events]
+    assert any("RUN_SUCCESS" in line and run_id in line for line in messages), messages[-5:]
+    # The daemon launched it and did not execute it: its steps are in the run task's log only.
+    steps = [line for line in messages if run_id in line and "STEP_START" in line]
+    assert steps, messages[-5:]
+    daemon_log = (stack["runtime"] / "daemon.log").read_text(errors="replace")
+    assert not [line for line in daemon_log.splitlines() if run_id in line and "STEP_START" in line]
+
+
+def _client(stack):
+    from dagster_graphql import DagsterGraphQLClient
+
+    host, port = stack["url"].removeprefix("http://").split(":")
+    return DagsterGraphQLClient(host, port_number=int(port), use_https=False, auth=stack["auth"])
+
+
+def _run_tasks(stack, run_id):
+    ecs = clients(stack["endpoint"])("ecs")
+    arns = ecs.list_tasks(cluster=PROJECT, family=f"{PROJECT}-run")["taskArns"]
+    tasks = ecs.describe_tasks(cluster=PROJECT, tasks=arns, include=["TAGS"])["tasks"] if arns else []
+    return [t for t in tasks if {"key": "dagster/run_id", "value": run_id} in t.get("tags", [])]
+
+
 def _values(document, key):
     if isinstance(document, dict):
         for name, value in document.items():
