@@ -76,6 +76,13 @@ def request_json(environ: dict):
     return json.loads(request_body(environ) or b"{}")
 
 
+def json_response(start_response, status: str, payload) -> list[bytes]:
+    """Answer a WSGI request with ``payload`` as JSON (the emulator's own control endpoints)."""
+    body = json.dumps(payload).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
 def rewrite_path(environ: dict, path: str, query: str = "") -> None:
     """Point the request at another path. moto reads ``RAW_URI`` as well as ``PATH_INFO``."""
     environ.setdefault("dagster_ecs.original_path", environ.get("PATH_INFO", ""))

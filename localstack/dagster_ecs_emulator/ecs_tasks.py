@@ -27,12 +27,23 @@ tasks carry what the runtime reports:
     POST /_dagster_ecs_emulator/ecs/task
       {"cluster": ..., "register": {"taskDefinition": <arn>, "group": "service:<name>",
        "startedBy": "ecs-svc/...", "networkConfiguration": {...}}}
+
+* a service whose tasks a runtime runs reports what they are, not moto's numbers (moto answers
+  ``runningCount`` equal to the desired count, or to ``MOTO_ECS_SERVICE_RUNNING``, and one
+  deployment that never changes): ``runningCount`` and ``pendingCount`` count its tasks, the
+  PRIMARY deployment is the service's task definition, COMPLETED once as many of its tasks run as
+  desired and no task of another revision does; a revision still running is an ACTIVE deployment;
+* ``ListTasks(serviceName=...)`` lists that service's tasks (moto ignores the filter: "We can't
+  filter on service_name until the backend actually launches tasks").
+
+``report()`` is the runtime's side of the control endpoint.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import zlib
 from datetime import UTC, datetime
 
 TASK_PATH = "/_dagster_ecs_emulator/ecs/task"
@@ -113,8 +124,87 @@ def install() -> None:
             task.stopping_at = _now()
             return task
 
+    list_tasks = EC2ContainerServiceBackend.list_tasks
+    describe_services = EC2ContainerServiceBackend.describe_services
+
+    def service_list_tasks(self, *args, **kwargs):
+        tasks = list_tasks(self, *args, **kwargs)
+        name = kwargs.get("service_name")
+        return [task for task in tasks if task.group == f"service:{name.split('/')[-1]}"] if name else tasks
+
+    def counted_describe_services(self, cluster_str, names):
+        services, failures = describe_services(self, cluster_str, names)
+        with _LOCK:
+            for service in services:
+                count_service_tasks(self, service)
+        return services, failures
+
     EC2ContainerServiceBackend.run_task = truthful_run_task
     EC2ContainerServiceBackend.stop_task = deferred_stop_task
+    EC2ContainerServiceBackend.list_tasks = service_list_tasks
+    EC2ContainerServiceBackend.describe_services = counted_describe_services
+
+
+def _revision(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]  # family:revision, whichever form the ARN was given in
+
+
+def count_service_tasks(backend, service) -> None:
+    """A service a runtime runs: its counts and deployments from its tasks (moto's own numbers otherwise)."""
+    tasks = [
+        task
+        for task in backend.tasks.get(service.cluster_name, {}).values()
+        if task.group == f"service:{service.name}" and getattr(task, "dagster_ecs_claimed", False)
+    ]
+    if not tasks or not service.deployments:
+        return
+    alive = [task for task in tasks if task.last_status != "STOPPED"]
+    running = [task for task in alive if task.last_status == "RUNNING"]
+    primary_revision = _revision(service.task_definition)
+    primary = service.deployments[0]
+    mine = [task for task in running if _revision(task.task_definition_arn) == primary_revision]
+    others: dict[str, int] = {}
+    for task in running:
+        if _revision(task.task_definition_arn) != primary_revision:
+            others[task.task_definition_arn] = others.get(task.task_definition_arn, 0) + 1
+    service.running_count = len(running)
+    service.pending_count = len(alive) - len(running)
+    done = len(mine) >= service.desired_count and not others
+    primary.update(
+        {
+            "status": "PRIMARY",
+            "taskDefinition": service.task_definition,
+            "desiredCount": service.desired_count,
+            "runningCount": len(mine),
+            "pendingCount": len([task for task in alive if task not in running]),
+            "rolloutState": "COMPLETED" if done else "IN_PROGRESS",
+            "rolloutStateReason": f"ECS deployment {primary['id']} {'completed' if done else 'in progress'}.",
+        }
+    )
+    service.deployments[1:] = [
+        {
+            **{k: v for k, v in primary.items() if k not in ("id", "rolloutState", "rolloutStateReason")},
+            "id": f"ecs-svc/{zlib.crc32(arn.encode())}",
+            "status": "ACTIVE",
+            "taskDefinition": arn,
+            "desiredCount": 0,
+            "runningCount": count,
+            "pendingCount": 0,
+        }
+        for arn, count in sorted(others.items())
+    ]
+
+
+def report(config: dict, **body) -> dict:
+    """The runtime's report to ``TaskControl`` (``config``: the runtime's, with endpoint, region, cluster)."""
+    import urllib.request
+
+    payload = json.dumps({"region": config["region"], "cluster": config["cluster"], **body}).encode()
+    request = urllib.request.Request(  # noqa: S310 - the emulator's own loopback URL (http://127.0.0.1:port)
+        config["endpoint"].rstrip("/") + TASK_PATH, payload, {"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - the emulator's loopback URL
+        return json.load(answer)
 
 
 class TaskControl:
@@ -126,7 +216,7 @@ class TaskControl:
     def __call__(self, environ, start_response):
         if environ.get("PATH_INFO") != TASK_PATH:
             return self.app(environ, start_response)
-        from .compat import request_json
+        from .compat import json_response, request_json
 
         status, payload = "200 OK", {}
         try:
@@ -138,9 +228,7 @@ class TaskControl:
             status, payload = "404 Not Found", {"error": str(exc).strip("'\"")}
         except (ValueError, TypeError) as exc:
             status, payload = "400 Bad Request", {"error": str(exc)}
-        body = json.dumps(payload).encode()
-        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-        return [body]
+        return json_response(start_response, status, payload)
 
     @staticmethod
     def handle(request: dict) -> dict:

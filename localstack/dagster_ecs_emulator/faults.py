@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from .compat import query_action
+from .compat import json_response, query_action
 
 FAULTS_PATH = "/_dagster_ecs_emulator/faults"
 ENV_VAR = "DAGSTER_ECS_EMULATOR_FAULTS"
@@ -226,9 +226,7 @@ class FaultInjector:
                 payload = {"rules": [rule.as_dict() for rule in self.rules]}
         else:
             status, payload = "405 Method Not Allowed", {"error": f"{method}: use GET, POST or DELETE"}
-        body = json.dumps(payload).encode()
-        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-        return [body]
+        return json_response(start_response, status, payload)
 
     def __call__(self, environ, start_response):
         if environ.get("PATH_INFO") == FAULTS_PATH:
