@@ -8,27 +8,34 @@ runtime claims it and reports RUNNING; when its process exits, STOPPED with the 
 (``ecs_tasks.py`` records both on moto's task). ``StopTask`` sets the desired status to STOPPED:
 the task's processes get SIGTERM, then SIGKILL after the container's ``stopTimeout`` (30 s by
 default, as ECS), and the task reports STOPPED with the reason given to ``StopTask``. Its output
-goes to the CloudWatch Logs stream its ``awslogs`` settings name (``tasklogs.py``).
+goes to the CloudWatch Logs stream its ``awslogs`` settings name (``tasklogs.py``), it finds its task
+metadata endpoint in ``ECS_CONTAINER_METADATA_URI_V4`` (``metadata.py``), and its directory (its
+container's filesystem) goes when it stopped.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
+import shutil
 import subprocess
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .ecs_tasks import TASK_PATH
+from . import ecs_tasks
 from .tasklogs import LogShipper, stream_name
 
 LOG = logging.getLogger("dagster_ecs_emulator.oneoff")
 
 DEFAULT_STOP_TIMEOUT = 30  # seconds, ECS's default for a container without stopTimeout
+
+
+def exit_code(process: subprocess.Popen) -> int | None:
+    """What the container's exit code would be: the process's, or 128 + the signal that killed it."""
+    code = process.poll()
+    return 128 - code if code is not None and code < 0 else code
 
 
 @dataclass
@@ -51,23 +58,14 @@ class OneOffTasks:
 
     def report(self, task_arn: str, **state) -> dict:
         """Tell the emulator what the task is (``ecs_tasks.TaskControl``)."""
-        body = json.dumps(
-            {"region": self.config["region"], "cluster": self.config["cluster"], "task": task_arn, **state}
-        ).encode()
-        request = urllib.request.Request(  # noqa: S310 - the emulator's own loopback URL (http://127.0.0.1:port)
-            self.config["endpoint"].rstrip("/") + TASK_PATH,
-            body,
-            {"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - the emulator's loopback URL
-            return json.load(answer)
+        return ecs_tasks.report(self.config, task=task_arn, **state)
 
     def reconcile(self) -> None:
         ecs = self.runtime.clients("ecs")
         cluster = self.config["cluster"]
-        arns = set(ecs.list_tasks(cluster=cluster, desiredStatus="RUNNING").get("taskArns", [])) | set(self.tasks)
-        arns = sorted(arns)
+        services = {task.arn for task in self.runtime.tasks.values() if task.arn}
+        listed = set(ecs.list_tasks(cluster=cluster, desiredStatus="RUNNING").get("taskArns", []))
+        arns = sorted(listed | set(self.tasks) | services)
         for start in range(0, len(arns), 100):
             for task in ecs.describe_tasks(cluster=cluster, tasks=arns[start : start + 100]).get("tasks", []):
                 self.follow(task)
@@ -75,6 +73,9 @@ class OneOffTasks:
     def follow(self, task: dict) -> None:
         arn = task["taskArn"]
         local = self.tasks.get(arn)
+        if local is None and task.get("desiredStatus") == "STOPPED":
+            self.runtime.stop_requested(arn, task.get("stoppedReason", ""))  # a service's task, if it is one
+            return
         if local is None:
             if (
                 task.get("lastStatus") == "PROVISIONING"
@@ -98,8 +99,7 @@ class OneOffTasks:
     def start(self, task: dict) -> None:
         arn = task["taskArn"]
         task_id = arn.rsplit("/", 1)[-1]
-        ecs = self.runtime.clients("ecs")
-        definition = ecs.describe_task_definition(taskDefinition=task["taskDefinitionArn"])["taskDefinition"]
+        definition = self.runtime.definition(task["taskDefinitionArn"])
         container = definition["containerDefinitions"][0]
         override = next(
             (
@@ -111,7 +111,10 @@ class OneOffTasks:
         )
         task_dir = self.runtime.state_dir / "tasks" / f"{definition['family']}-{task_id}"
         task_dir.mkdir(parents=True, exist_ok=True)
-        env = self.runtime.environment(container["name"], container, task_dir, extra=override.get("environment", []))
+        uri = self.runtime.metadata.publish(task, definition, container)
+        env = self.runtime.environment(
+            container["name"], container, task_dir, extra=override.get("environment", []), metadata_uri=uri
+        )
         command = list(self.config["command"]) + list(override.get("command") or container.get("command") or [])
         log = self.runtime.state_dir / f"{definition['family']}.log"
         from .runtime import spawn
@@ -123,19 +126,23 @@ class OneOffTasks:
             arn, process, shipper, int(container.get("stopTimeout") or DEFAULT_STOP_TIMEOUT), task_dir
         )
         self.report(arn, lastStatus="RUNNING")
+        self.runtime.metadata.status(arn, "RUNNING")
         LOG.info("%s: started task %s (pid %d)", definition["family"], task_id, process.pid)
 
-    def finish(self, local: OneOff) -> None:
+    def finish(self, local: OneOff, reason: str | None = None) -> None:
+        """Report the task STOPPED with its real exit code (and ``reason``, else the one ECS gives)."""
         local.shipper.join(10)
-        code = local.process.returncode
-        if code < 0:  # killed by a signal: what the container's exit code would be (128 + signal)
-            code = 128 - code
-        answer = self.report(local.arn, lastStatus="STOPPED", exitCode=code)
+        code = exit_code(local.process)
+        self.runtime.metadata.forget(local.arn)
         self.tasks.pop(local.arn, None)
+        shutil.rmtree(local.task_dir, ignore_errors=True)  # a stopped container's filesystem goes with it
+        stopped = {"lastStatus": "STOPPED", "exitCode": code, **({"stoppedReason": reason} if reason else {})}
+        answer = self.report(local.arn, **stopped)
         self.finished = (self.finished + [{"task": local.arn, "exit_code": code, **answer}])[-20:]
         LOG.info("%s: stopped with exit code %s (%s)", local.arn.rsplit("/", 1)[-1], code, answer.get("stoppedReason"))
 
     def stop_all(self, reason: str) -> None:
+        """The runtime stops: every task it runs stops (SIGTERM, SIGKILL after at most 10 s), reported as it exited."""
         from .runtime import stop_session
 
         for local in list(self.tasks.values()):
@@ -143,7 +150,7 @@ class OneOffTasks:
             try:
                 local.process.wait(5)
             except subprocess.TimeoutExpired:
+                LOG.warning("%s: did not exit", local.arn)
                 continue
             with contextlib.suppress(OSError):  # the emulator may be gone first
-                self.report(local.arn, lastStatus="STOPPED", exitCode=128 + 15, stoppedReason=reason)
-            self.tasks.pop(local.arn, None)
+                self.finish(local, reason)

@@ -9,6 +9,11 @@ on this machine, from what is in the emulator:
   plus the profile's overrides (ports, paths, the database address);
 * a new task definition revision replaces the running task (stop, then start: the daemon
   must never run twice); a task that exits is replaced, with backoff, as ECS would;
+* each task it runs is a task of the emulated ECS, as on Fargate: registered in its service
+  (``runningCount``, ``DescribeTasks`` with its network interface, ``ListTasks``), RUNNING while its
+  process runs, STOPPED with its exit code when it exited; ``StopTask`` stops it (and the service
+  gets a new one); its output goes to its ``awslogs`` stream (``tasklogs.py``) and it finds its
+  task metadata endpoint v4 in ``ECS_CONTAINER_METADATA_URI_V4`` (``metadata.py``);
 * the RDS instance is a real PostgreSQL server on a loopback port that follows the emulated
   instance (a new instance, a new database; a new master password, a new role password; a
   deleted instance, no server): ``localdb.py``;
@@ -33,8 +38,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import ecs_tasks
 from .localdb import LocalDatabase, free_port
-from .oneoff import OneOffTasks
+from .metadata import ENV as METADATA_ENV
+from .metadata import MetadataEndpoint
+from .oneoff import OneOffTasks, exit_code
+from .tasklogs import LogShipper, stream_name
 
 LOG = logging.getLogger("dagster_ecs_emulator.runtime")
 
@@ -157,6 +166,8 @@ class Task:
     process: subprocess.Popen
     log: Path
     runtime_dir: str = ""
+    arn: str = ""  # its task in the emulated ECS
+    shipper: LogShipper | None = None
     started_at: float = field(default_factory=time.time)
 
 
@@ -172,6 +183,8 @@ class Runtime:
         self.last_exit: dict[str, dict] = {}
         self.stopping = threading.Event()
         self.oneoffs = OneOffTasks(self)  # RunTask's tasks (each Dagster run's own task): oneoff.py
+        self.metadata = MetadataEndpoint()  # every task's ECS task metadata endpoint v4: metadata.py
+        self.definitions: dict[str, dict] = {}  # task definition revisions read so far, by ARN
         self.database = (
             LocalDatabase(config["database"], state_dir, config["endpoint"], config["region"])
             if config.get("database")
@@ -179,16 +192,33 @@ class Runtime:
         )
 
     # --- tasks -----------------------------------------------------------------------
-    def _task_definition(self, service_name: str) -> tuple[dict | None, int]:
-        ecs = self.clients("ecs")
-        found = ecs.describe_services(cluster=self.config["cluster"], services=[service_name])["services"]
-        if not found or found[0].get("status") != "ACTIVE":
-            return None, 0
-        definition = ecs.describe_task_definition(taskDefinition=found[0]["taskDefinition"])["taskDefinition"]
-        return definition, found[0].get("desiredCount", 0)
+    def definition(self, arn: str) -> dict:
+        """A task definition revision (immutable, so read once)."""
+        if arn not in self.definitions:
+            self.definitions[arn] = self.clients("ecs").describe_task_definition(taskDefinition=arn)["taskDefinition"]
+        return self.definitions[arn]
 
-    def environment(self, service: str, container: dict, task_dir: Path, extra=()) -> dict[str, str]:
-        """The container's environment, ``extra`` (RunTask's override), its secrets, then the profile's paths/ports."""
+    def _services(self) -> dict[str, dict]:
+        """The configured services that are ACTIVE, by name: one DescribeServices a round."""
+        names = sorted(set(self.config["services"].values()))
+        if not names:
+            return {}
+        found = self.clients("ecs").describe_services(cluster=self.config["cluster"], services=names)["services"]
+        return {service["serviceName"]: service for service in found if service.get("status") == "ACTIVE"}
+
+    def _task_definition(self, services: dict[str, dict], service_name: str) -> tuple[dict | None, dict]:
+        found = services.get(service_name)
+        if not found:
+            return None, {}
+        return self.definition(found["taskDefinition"]), found
+
+    def environment(
+        self, service: str, container: dict, task_dir: Path, extra=(), metadata_uri: str = ""
+    ) -> dict[str, str]:
+        """The container's environment, ``extra`` (RunTask's override), its secrets, then the profile's paths/ports.
+
+        ``metadata_uri``: the task's metadata endpoint, in ``ECS_CONTAINER_METADATA_URI_V4`` as Fargate sets it.
+        """
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "HOME", "TZ", "TMPDIR")}
         env.update({item["name"]: item["value"] for item in container.get("environment", [])})
         env.update({item["name"]: item["value"] for item in extra})
@@ -207,20 +237,60 @@ class Runtime:
             if value == "{free_port}":
                 value = str(free_port())
             env[name] = value.format(**placeholders)
+        if metadata_uri:
+            env[METADATA_ENV] = metadata_uri
         return env
 
-    def start_task(self, service: str, definition: dict) -> None:
+    def register_task(self, definition: dict, service: dict) -> dict:
+        """The service's new task in the emulated ECS (as the scheduler places it): its DescribeTasks item."""
+        deployment = next((d for d in service.get("deployments", []) if d.get("status") == "PRIMARY"), {})
+        spec = {
+            "taskDefinition": definition["taskDefinitionArn"],
+            "group": f"service:{service['serviceName']}",
+            "startedBy": deployment.get("id", ""),
+        }
+        if service.get("networkConfiguration"):
+            spec["networkConfiguration"] = service["networkConfiguration"]
+        arn = ecs_tasks.report(self.config, register=spec)["taskArn"]
+        return self.clients("ecs").describe_tasks(cluster=self.config["cluster"], tasks=[arn])["tasks"][0]
+
+    def start_task(self, service: str, definition: dict, described: dict) -> None:
         container = definition["containerDefinitions"][0]
+        registered = self.register_task(definition, described)
+        arn = registered["taskArn"]
         task_dir = self.state_dir / "tasks" / service
         task_dir.mkdir(parents=True, exist_ok=True)
         log = self.state_dir / f"{service}.log"
-        env = self.environment(service, container, task_dir)
-        command = list(self.config["command"]) + list(container.get("command", []))
-        process = spawn(command, env, task_dir, log, f"starting {definition['taskDefinitionArn']}")
+        uri = self.metadata.publish(registered, definition, container)
+        try:
+            env = self.environment(service, container, task_dir, metadata_uri=uri)
+            command = list(self.config["command"]) + list(container.get("command", []))
+            process = spawn(command, env, task_dir, log, f"starting {definition['taskDefinitionArn']}", pipe=True)
+        except Exception as exc:
+            self.metadata.forget(arn)  # as ECS: the task stops before its container ran
+            reason = f"CannotStartContainerError: {exc}"
+            ecs_tasks.report(self.config, task=arn, lastStatus="STOPPED", stoppedReason=reason)
+            raise
+        shipper = LogShipper(process.stdout, log, self.clients("logs"), stream_name(container, arn))
+        shipper.start()
         self.tasks[service] = Task(
-            service, definition["taskDefinitionArn"], process, log, env.get("DAGSTER_RUNTIME_DIR", "")
+            service, definition["taskDefinitionArn"], process, log, env.get("DAGSTER_RUNTIME_DIR", ""), arn, shipper
         )
+        ecs_tasks.report(self.config, task=arn, lastStatus="RUNNING")
+        self.metadata.status(arn, "RUNNING")
         LOG.info("%s: started %s (pid %d)", service, definition["taskDefinitionArn"].rsplit("/", 1)[-1], process.pid)
+
+    def report_stopped(self, task: Task, reason: str) -> None:
+        """Its ECS task is STOPPED with its container's exit code; its logs shipped; its endpoint gone."""
+        if task.shipper:
+            task.shipper.join(10)
+        self.metadata.forget(task.arn)
+        if task.arn:
+            try:
+                code = exit_code(task.process)
+                ecs_tasks.report(self.config, task=task.arn, lastStatus="STOPPED", exitCode=code, stoppedReason=reason)
+            except OSError as exc:  # the emulator may be gone first (make down stops both)
+                LOG.warning("%s: cannot report task %s stopped (%s)", task.service, task.arn, exc)
 
     def stop_task(self, service: str, reason: str) -> None:
         task = self.tasks.pop(service, None)
@@ -233,6 +303,15 @@ class Runtime:
         except subprocess.TimeoutExpired:
             LOG.warning("%s: task %d did not exit", service, task.process.pid)
         remove_short_socket_dir(task)
+        self.report_stopped(task, reason)
+
+    def stop_requested(self, arn: str, reason: str) -> bool:
+        """``StopTask`` of a service's task: stop it (the next round starts its replacement, as ECS does)."""
+        for service, task in list(self.tasks.items()):
+            if task.arn == arn:
+                self.stop_task(service, reason or "Task stopped by user")
+                return True
+        return False
 
     def follow_database(self) -> None:
         try:
@@ -243,12 +322,21 @@ class Runtime:
     def reconcile(self) -> None:
         if self.database:
             self.follow_database()
-        for service, service_name in self.config["services"].items():
+        try:
+            services = self._services()
+        except Exception as exc:  # noqa: BLE001 - the emulator may be restarting; retry next round
+            LOG.warning("cannot read the services (%s)", exc)
+            services = None
+        if services is None or len(services) < len(set(self.config["services"].values())):
+            # A service gone (teardown) or an emulator restarted: a new stack may reuse a revision's ARN.
+            self.definitions.clear()
+        for service, service_name in self.config["services"].items() if services is not None else ():
             try:
-                definition, desired = self._task_definition(service_name)
+                definition, described = self._task_definition(services, service_name)
             except Exception as exc:  # noqa: BLE001 - the emulator may be restarting; retry next round
                 LOG.warning("%s: cannot read the service (%s)", service, exc)
                 continue
+            desired = described.get("desiredCount", 0)
             task = self.tasks.get(service)
             if definition is None or desired == 0:
                 self.stop_task(service, "service gone or scaled to 0")
@@ -266,6 +354,11 @@ class Runtime:
                 ran = time.time() - task.started_at
                 self.failures[service] = 1 if ran > BACKOFF_RESET_SECONDS else self.failures.get(service, 0) + 1
                 delay = min(30, 2 ** min(self.failures[service], 5))
+                # Its essential process is gone, so the task is: stop what is left of it (as ECS does),
+                # then read what it wrote (the log shipper has it all once every process is gone).
+                stop_session(task.process.pid, timeout=10)
+                if task.shipper:
+                    task.shipper.join(10)
                 self.record_exit(service, task)
                 LOG.warning(
                     "%s: task exited with %s (%s); replacing it in %ds",
@@ -274,18 +367,39 @@ class Runtime:
                     self.last_exit[service]["error"],
                     delay,
                 )
-                # Its essential process is gone, so the task is: stop what is left of it (as ECS does).
-                stop_session(task.process.pid, timeout=10)
                 remove_short_socket_dir(task)
+                self.report_stopped(task, "Essential container in task exited")
                 self.tasks.pop(service)
                 self.next_start[service] = time.monotonic() + delay
                 task = None
             if task is None and time.monotonic() >= self.next_start.get(service, 0):
-                self.start_task(service, definition)
+                try:
+                    self.start_task(service, definition, described)
+                except Exception as exc:  # noqa: BLE001 - the emulator may be restarting; retry next round
+                    LOG.warning("%s: cannot start a task (%s)", service, exc)
         try:
             self.oneoffs.reconcile()
         except Exception as exc:  # noqa: BLE001 - the emulator may be restarting; retry next round
             LOG.warning("one-off tasks: cannot follow them (%s)", exc)
+
+    def forget_lost_tasks(self) -> None:
+        """A runtime that starts runs no task yet: its services' tasks still RUNNING in ECS died with the last one.
+
+        On AWS a task whose host is gone is STOPPED; without this, a runtime that was killed leaves
+        its tasks counted in ``runningCount`` for ever.
+        """
+        ecs = self.clients("ecs")
+        for service_name in self.config["services"].values():
+            try:
+                listed = ecs.list_tasks(
+                    cluster=self.config["cluster"], serviceName=service_name, desiredStatus="RUNNING"
+                )
+                for arn in listed.get("taskArns", []):
+                    reason = "Task stopped: the local runtime that ran it is gone"
+                    ecs_tasks.report(self.config, task=arn, lastStatus="STOPPED", stoppedReason=reason)
+                    LOG.info("%s: task %s was lost with the previous runtime", service_name, arn.rsplit("/", 1)[-1])
+            except Exception as exc:  # noqa: BLE001 - no cluster yet, or the emulator restarting: nothing to forget
+                LOG.debug("%s: no lost tasks to forget (%s)", service_name, exc)
 
     def forget_failures(self, service: str) -> None:
         """The old revision's exits are not the new one's: no record, no back-off."""
@@ -317,6 +431,7 @@ class Runtime:
                 "pid": task.process.pid if task else None,
                 "running": bool(task) and task.process.poll() is None,
                 "started_at": task.started_at if task else None,
+                "task_arn": task.arn if task else None,
                 "restarts": self.restarts.get(service, 0),
                 "log": str(task.log if task else self.state_dir / f"{service}.log"),
                 "last_exit": self.last_exit.get(service),
@@ -345,6 +460,7 @@ class Runtime:
         signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
         if self.database and self.database.follow() is None:
             raise RuntimeError(f"RDS instance {self.config['database']['identifier']} not found in the emulator")
+        self.forget_lost_tasks()
         try:
             while not self.stopping.is_set():
                 self.reconcile()
@@ -356,6 +472,7 @@ class Runtime:
                 self.stop_task(service, "runtime stopping")
             if self.database:
                 self.database.stop()
+            self.metadata.close()
             (self.state_dir / "status.json").unlink(missing_ok=True)
             LOG.info("stopped")
 

@@ -1,16 +1,20 @@
-"""RunTask's tasks, run by the local runtime as Fargate would: real processes, real exit codes, StopTask, logs.
+"""The local runtime's tasks, as Fargate runs them: real processes, real exit codes, StopTask, logs, metadata.
 
-A fresh emulator and the real local runtime (``python -m dagster_ecs_emulator runtime``, no
-service configured) on loopback; the test talks to the emulated ECS and CloudWatch Logs only,
-as a run launcher does. The task definitions' command is a shell, so each case is one process
-with a known behaviour.
+A fresh emulator and the real local runtime (``python -m dagster_ecs_emulator runtime``, one
+service configured, created by the service tests) on loopback; the tests talk to the emulated
+ECS, EC2 and CloudWatch Logs only, as a run launcher, the deploy and its checks do. The task
+definitions' command is a shell (or Python, where the task reads its own metadata), so each case
+is one process with a known behaviour.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
+from pathlib import Path
 
+import boto3
 import pytest
 from aws_inventory import clients as aws_clients
 from conftest import OFFLINE_CREDENTIALS, spawn_emulator
@@ -19,6 +23,7 @@ from dagster_ecs_emulator import runtime
 REGION = "ap-southeast-2"
 CLUSTER = "oneoff"
 GROUP = "/ecs/oneoff"
+SERVICE = "oneoff-web"  # the one service the runtime runs (key "web")
 
 
 @pytest.fixture(scope="module")
@@ -41,17 +46,27 @@ def stack(tmp_path_factory):
             "access_key": OFFLINE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             "secret_key": OFFLINE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
             "cluster": CLUSTER,
-            "services": {},
+            "services": {"web": SERVICE},
             "command": [],
             "env": {"*": {"TASK_DIR": "{task_dir}"}},
         }
         (state / "config.json").write_text(json.dumps(config))
         runtime.start(state / "config.json", state, timeout=60)
         network = {"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group]}}
+        clients["ec2_resource"] = boto3.resource(
+            "ec2", endpoint_url=emulator.endpoint, region_name=REGION, **_boto_credentials()
+        )
         yield clients, network, state
     finally:
         runtime.stop(state)
         emulator.stop()
+
+
+def _boto_credentials() -> dict:
+    return {
+        "aws_access_key_id": OFFLINE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": OFFLINE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    }
 
 
 def register(ecs, family: str, command: list[str], **container) -> str:
@@ -136,6 +151,7 @@ def test_a_task_runs_its_override_and_stops_with_its_exit_code(stack):
     lines = log_lines(clients["logs"], arn)
     assert "hello from RunTask" in lines
     assert f"dir oneoff-exit-{arn.rsplit('/', 1)[-1]}" in lines
+    assert not (_state / "tasks" / f"oneoff-exit-{arn.rsplit('/', 1)[-1]}").exists()  # its filesystem went with it
 
 
 def test_a_task_left_alone_stays_running(stack):
@@ -190,3 +206,135 @@ def test_a_task_no_runtime_claimed_stops_at_once(stack):
         wait_status(ecs, arn, "STOPPED")
     status = json.loads((state / "status.json").read_text())
     assert "oneoff" in status
+
+
+# --- the metadata endpoint v4 and the services' tasks ------------------------------------------
+
+READ_METADATA = """
+import json, os, signal, sys, time
+import requests
+from dagster_aws.ecs.tasks import current_ecs_container_name, get_current_ecs_task_metadata
+
+uri = os.environ["ECS_CONTAINER_METADATA_URI_V4"]
+current = get_current_ecs_task_metadata()
+found = {"uri": uri, "cluster": current.cluster, "task_arn": current.task_arn, "name": current_ecs_container_name()}
+found["task"] = requests.get(uri + "/task", timeout=5).json()
+found["other"] = requests.get(uri + "/stats", timeout=5).status_code
+with open(os.path.join(os.environ["TASK_DIR"], "metadata.json"), "w") as out:
+    json.dump(found, out)
+print("metadata read", flush=True)
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+while True:
+    time.sleep(0.2)
+"""
+
+
+def service_tasks(ecs, desired: str = "RUNNING") -> list[dict]:
+    arns = ecs.list_tasks(cluster=CLUSTER, serviceName=SERVICE, desiredStatus=desired)["taskArns"]
+    return ecs.describe_tasks(cluster=CLUSTER, tasks=arns)["tasks"] if arns else []
+
+
+def wait_service(ecs, check, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        service = ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]
+        if check(service) or time.monotonic() > deadline:
+            assert check(service), service
+            return service
+        time.sleep(0.5)
+
+
+def completed(service: dict, definition: str) -> bool:
+    (primary, *others) = service["deployments"]
+    return (
+        not others
+        and service["runningCount"] == service["desiredCount"] == 1
+        and primary["rolloutState"] == "COMPLETED"
+        and primary["taskDefinition"] == definition
+    )
+
+
+def read_metadata(state: Path, timeout: float = 60, unless=()) -> dict:
+    """What the service's task read from its metadata endpoint (a task whose ARN is not in ``unless``)."""
+    found = state / "tasks" / "web" / "metadata.json"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            read = json.loads(found.read_text())
+            if read["task_arn"] not in unless:
+                return read
+        except (OSError, ValueError):  # not written yet, or being written
+            pass
+        assert time.monotonic() < deadline, "the service's task never read its metadata"
+        time.sleep(0.3)
+
+
+def test_a_service_task_is_an_ecs_task_with_its_metadata_endpoint(stack):
+    """runningCount, DescribeTasks, ListTasks(serviceName) and the metadata endpoint answer as on Fargate.
+
+    dagster-aws's own helpers read the endpoint inside the task; ``get_task_kwargs_from_current_task``
+    (what ``use_current_ecs_task_config`` does) finds the service's subnet and security group from
+    the task's network interface.
+    """
+    from dagster_aws.ecs.tasks import get_task_kwargs_from_current_task
+
+    (clients, network, state) = stack
+    ecs = clients["ecs"]
+    definition = register(ecs, "oneoff-web", [sys.executable, "-c", READ_METADATA])
+    ecs.create_service(
+        cluster=CLUSTER,
+        serviceName=SERVICE,
+        taskDefinition=definition,
+        desiredCount=1,
+        launchType="FARGATE",
+        networkConfiguration=network,
+    )
+    wait_service(ecs, lambda service: completed(service, definition))
+    (task,) = service_tasks(ecs)
+    assert task["group"] == f"service:{SERVICE}"
+    assert task["lastStatus"] == "RUNNING"
+    assert task["startedBy"].startswith("ecs-svc/")
+    found = read_metadata(state)
+    assert found["task_arn"] == task["taskArn"]
+    assert found["cluster"] == task["clusterArn"]
+    assert found["name"] == "run"
+    assert found["task"]["Family"] == "oneoff-web"
+    assert found["task"]["ServiceName"] == SERVICE
+    assert found["task"]["KnownStatus"] == "RUNNING"
+    assert found["other"] == 404
+    assert found["uri"].startswith("http://127.0.0.1:")
+    kwargs = get_task_kwargs_from_current_task(clients["ec2_resource"], CLUSTER, task)
+    assert kwargs["networkConfiguration"]["awsvpcConfiguration"]["subnets"] == network["awsvpcConfiguration"]["subnets"]
+    assert (
+        kwargs["networkConfiguration"]["awsvpcConfiguration"]["securityGroups"]
+        == (network["awsvpcConfiguration"]["securityGroups"])
+    )
+    assert "metadata read" in log_lines(clients["logs"], task["taskArn"])
+
+
+def test_a_new_revision_replaces_the_service_task_and_stop_task_is_honoured(stack):
+    (clients, network, state) = stack
+    ecs = clients["ecs"]
+    if not ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"]:
+        pytest.skip("needs the service of test_a_service_task_is_an_ecs_task_with_its_metadata_endpoint")
+    (old,) = service_tasks(ecs)
+    definition = register(ecs, "oneoff-web", [sys.executable, "-c", READ_METADATA])
+    ecs.update_service(cluster=CLUSTER, service=SERVICE, taskDefinition=definition)
+    wait_service(ecs, lambda service: completed(service, definition))
+    stopped = wait_status(ecs, old["taskArn"], "STOPPED")
+    assert stopped["containers"][0]["exitCode"] == 0  # its SIGTERM handler exits 0
+    assert "new task definition" in stopped["stoppedReason"]
+    (new,) = service_tasks(ecs)
+    assert new["taskDefinitionArn"] == definition
+
+    assert read_metadata(state, unless=[old["taskArn"]])["task_arn"] == new["taskArn"]
+    ecs.stop_task(cluster=CLUSTER, task=new["taskArn"], reason="stopped from outside")
+    stopped = wait_status(ecs, new["taskArn"], "STOPPED")
+    assert stopped["stoppedReason"] == "stopped from outside"
+    assert stopped["stopCode"] == "UserInitiated"
+    read_metadata(state, unless=[old["taskArn"], new["taskArn"]])  # the service's replacement runs
+    wait_service(ecs, lambda service: completed(service, definition))
+    listed = {task["taskArn"] for task in service_tasks(ecs, "STOPPED")}
+    assert {old["taskArn"], new["taskArn"]} <= listed
+    ecs.update_service(cluster=CLUSTER, service=SERVICE, desiredCount=0)
+    wait_service(ecs, lambda service: service["runningCount"] == 0)
