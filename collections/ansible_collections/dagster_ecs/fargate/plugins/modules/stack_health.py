@@ -11,9 +11,10 @@ short_description: Check that a Dagster deployment on ECS is healthy, waiting un
 version_added: 0.1.0
 description:
   - Checks, in one pass, everything that must hold for a Dagster deployment to be usable, and names what does not.
-  - On AWS (O(cluster) and O(services) set), each ECS service's primary deployment is C(COMPLETED) with as many running
+  - With O(cluster) and O(services) set (AWS, or the offline profile's emulated ECS, where the local runtime registers
+    its tasks), each ECS service's primary deployment is C(COMPLETED) with as many running
     tasks as desired, and (O(target_group_arn) set) every registered ALB target is healthy.
-  - Offline (O(local_status_file) set), every service of the local ECS runtime has a running task.
+  - Offline (O(local_status_file) set), also every service of the local ECS runtime has a running task.
   - Both, through O(url), C(/health) answers 200; through Dagster's GraphQL API (with O(username) and O(password)) every
     code location is loaded without error, every required daemon reports healthy, and every asset of
     O(expected_assets) is present.
