@@ -191,20 +191,23 @@ def playbook():
 # order; xdist's default would reorder them by number of tests, and start the 2-test molecule file last),
 # so starting the long ones first keeps one worker from running the longest file alone at the end.
 LONGEST_FIRST = [
-    "test_molecule.py",  # ~790 s
-    "integration/test_lifecycle.py",  # ~300 s alone: start over, rotate, re-run, crash loop
-    "integration/test_workload.py",  # ~370 s
-    "emulator/test_compat.py",  # ~350 s, in 15 scenarios
-    "integration/test_site.py",  # ~300 s
-    "integration/test_faults.py",  # ~240 s
+    "test_molecule.py",  # ~710 s
+    "integration/test_workload.py",  # ~600 s: the stack, then runs as ECS tasks (terminate, limit, monitoring)
+    "integration/test_lifecycle.py",  # ~600 s alone: start over, rotate, re-run, crash loop
+    "emulator/test_compat.py",  # ~480 s, in 19 scenarios
+    "integration/test_faults.py",  # ~230 s
+    "integration/test_site.py",  # ~220 s
+    "integration/test_dags.py",  # ~155 s
     "test_lint.py",  # ~140 s
-    "integration/test_dags.py",  # ~150 s
-    "test_ansible_sanity.py",  # ~105 s
+    "test_ansible_sanity.py",  # ~95 s
+    "test_bad_input.py",  # ~55 s
     "test_coverage.py",  # ~50 s
-    "integration/test_image.py",  # ~50 s
+    "integration/test_image.py",  # ~45 s
+    "unit/test_oneoff.py",  # ~45 s
 ]
 
 
+@pytest.hookimpl(trylast=True)  # after -m/-k deselected what they do
 def pytest_collection_modifyitems(session, config, items):
     rank = {name: n for n, name in enumerate(LONGEST_FIRST)}
     tests = Path(__file__).parent
@@ -213,3 +216,19 @@ def pytest_collection_modifyitems(session, config, items):
         return rank.get(item.path.relative_to(tests).as_posix(), len(rank))
 
     items.sort(key=file_rank)  # stable: the rest keep their order
+    run_once_under_coverage(config, items)
+
+
+def run_once_under_coverage(config, items):
+    """The collection's unit tests run inside test_coverage's own pytest (which fails if any of them
+    fails, naming it): when that test is selected, they are not run a second time beside it."""
+    from test_coverage import UNIT_TESTS
+
+    if not any(item.nodeid.startswith("tests/test_coverage.py::") for item in items):
+        return
+    root = Path(__file__).parent.parent
+    covered = [root / path for path in UNIT_TESTS]
+    twice = [item for item in items if any(item.path == path or path in item.path.parents for path in covered)]
+    if twice:
+        config.hook.pytest_deselected(items=twice)
+        items[:] = [item for item in items if item not in twice]
