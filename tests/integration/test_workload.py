@@ -30,11 +30,32 @@ PROJECT = "dagster-ecs"
 ASSETS = {"raw_orders", "cleaned_orders", "daily_revenue"}
 
 
+SLOW_JOB = '''"""A test job (no asset): it waits, so that a test can act on a run while it runs."""
+import time
+
+import dagster as dg
+
+
+@dg.op(config_schema={"seconds": dg.Field(float, default_value=120.0)})
+def wait(context) -> None:
+    context.log.info("waiting")
+    deadline = time.monotonic() + context.op_config["seconds"]
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+@dg.job(description="Waits (a test job).")
+def slow_job():
+    wait()
+'''
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     state = tmp_path_factory.mktemp("state")
     dags = tmp_path_factory.mktemp("dags") / "dags"
     shutil.copytree(ROOT / "dags", dags, ignore=shutil.ignore_patterns("__pycache__"))
+    (dags / "pipelines" / "slow.py").write_text(SLOW_JOB)  # a run that lasts, for the tests that act on one
     endpoint = f"http://127.0.0.1:{free_port()}"
     proxy = free_port()
     extra = {
@@ -208,6 +229,109 @@ def test_dagsters_client_runs_orders_job_as_its_own_ecs_task(stack):
     assert steps, messages[-5:]
     daemon_log = (stack["runtime"] / "daemon.log").read_text(errors="replace")
     assert not [line for line in daemon_log.splitlines() if run_id in line and "STEP_START" in line]
+
+
+def _submit(stack, job="slow_job", seconds=None, tags=None):
+    client = _client(stack)
+    run_id = client.submit_job_execution(
+        job,
+        repository_location_name="dags",
+        repository_name="__repository__",
+        run_config={"ops": {"wait": {"config": {"seconds": seconds}}}} if seconds is not None else None,
+        tags=tags,
+    )
+    return client, run_id
+
+
+def _run_reaches(client, run_id, wanted, timeout):
+    def reached():
+        status = client.get_run_status(run_id).value
+        return status if status in wanted else None
+
+    return wait_for(reached, timeout, 0.5, f"run {run_id} to be {' or '.join(sorted(wanted))}")
+
+
+FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
+
+RUN_EVENTS = """query($id: ID!) { runOrError(runId: $id) { __typename ... on Run {
+  eventConnection { events { __typename ... on MessageEvent { message }
+    ... on EngineEvent { error { message } } ... on RunFailureEvent { error { message } } } } } } }"""
+
+
+def _run_messages(stack, run_id):
+    """Each event of the run's event log: its message and the error it carries, if any."""
+    run = graphql(stack, RUN_EVENTS, {"id": run_id})["runOrError"]
+    events = run["eventConnection"]["events"]
+    return [" ".join([event.get("message") or "", (event.get("error") or {}).get("message", "")]) for event in events]
+
+
+def _stopped_run_task(stack, run_id, timeout=60):
+    def stopped():
+        mine = _run_tasks(stack, run_id)
+        return mine[0] if mine and mine[0]["lastStatus"] == "STOPPED" else None
+
+    return wait_for(stopped, timeout, 1, f"the ECS task of run {run_id} to stop")
+
+
+def test_terminating_a_run_through_graphql_stops_its_task(stack):
+    """The UI's Terminate: the webserver's launcher calls StopTask; the task gets SIGTERM; the run is CANCELED."""
+    client, run_id = _submit(stack)
+    _run_reaches(client, run_id, {"STARTED"}, 240)
+    client.terminate_run(run_id)
+    assert _run_reaches(client, run_id, FINISHED, 120) == "CANCELED"
+    task = _stopped_run_task(stack, run_id)
+    assert task["stopCode"] == "UserInitiated", task
+    assert task["desiredStatus"] == "STOPPED"
+
+
+def test_a_run_tagged_to_change_its_command_starts_no_task(stack):
+    """``ecs/container_overrides`` would run any command with the run's role: refused, in the run's event log."""
+    tags = {"ecs/container_overrides": json.dumps({"command": ["sh", "-c", "echo anything"]})}
+    client, run_id = _submit(stack, seconds=1, tags=tags)
+    assert _run_reaches(client, run_id, FINISHED, 180) == "FAILURE"
+    messages = _run_messages(stack, run_id)
+    assert any("ecs/container_overrides" in message for message in messages), messages[-5:]
+    assert _run_tasks(stack, run_id) == []
+
+
+def test_queued_runs_never_run_more_tasks_than_max_concurrent_runs(stack):
+    """QueuedRunCoordinator's limit (ecs_max_concurrent_runs, 2) holds for the run tasks themselves.
+
+    What the limit bounds is runs in progress: a run's task that is still RUNNING for the seconds
+    after its run reported SUCCESS (its process exiting; on AWS, ECS's own lag) is not one, so a
+    task counts while its run is not finished. Tasks are read before the runs' statuses, so a run
+    that finished in between is never counted beside the run that took its place.
+    """
+    client = _client(stack)
+    runs = [_submit(stack, seconds=6)[1] for _ in range(3)]
+    most = most_tasks = 0
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        alive = {run_id for run_id in runs for task in _run_tasks(stack, run_id) if task["lastStatus"] != "STOPPED"}
+        statuses = {run_id: client.get_run_status(run_id).value for run_id in runs}
+        most_tasks = max(most_tasks, len(alive))
+        most = max(most, len([run_id for run_id in alive if statuses[run_id] not in FINISHED]))
+        if all(status in FINISHED for status in statuses.values()):
+            break
+        time.sleep(0.5)
+    assert [client.get_run_status(run_id).value for run_id in runs] == ["SUCCESS"] * 3
+    assert most == 2, f"at most {most} run task(s) of unfinished runs at once ({most_tasks} tasks alive at most)"
+    print(f"run tasks alive at once: {most} of unfinished runs, {most_tasks} counting finished runs' exiting tasks")
+
+
+def test_a_run_whose_task_dies_is_failed_by_run_monitoring(stack):
+    """Its process killed (no chance to report): run monitoring asks ECS, and fails the run with the task's reason."""
+    client, run_id = _submit(stack)
+    _run_reaches(client, run_id, {"STARTED"}, 240)
+    (task,) = _run_tasks(stack, run_id)
+    running = json.loads((stack["runtime"] / "status.json").read_text())["oneoff"]["running"]
+    os.killpg(running[task["taskArn"]]["pid"], signal.SIGKILL)
+    # run_monitoring polls every 60 s (dagster.yaml): the failure comes within one interval and a bit.
+    assert _run_reaches(client, run_id, FINISHED, 150) == "FAILURE"
+    stopped = _stopped_run_task(stack, run_id)
+    assert stopped["containers"][0]["exitCode"] == 137
+    messages = "\n".join(_run_messages(stack, run_id))
+    assert "Essential container in task exited" in messages, messages[-2000:]
 
 
 def _client(stack):
