@@ -71,9 +71,10 @@ lint: venv ## ansible-lint (production profile), yamllint, ruff, hadolint
 	$(BIN)/ruff format --check .
 	$(BIN)/hadolint container/Dockerfile
 
-bench: venv ## Benchmarks: DAG publish/sync with 1,000 files vs aws s3 sync; deploy latency and RSS per task (after make rehearsal)
+bench: venv ## Benchmarks: DAG publish/sync with 1,000 files vs aws s3 sync; deploy latency, RSS per task, run launch ECS vs default launcher (after make rehearsal)
 	$(BIN)/python tests/bench/dags.py
 	$(BIN)/python tests/bench/rss.py
+	$(BIN)/python tests/bench/runs.py
 
 constraints: venv ## Re-pin requirements/constraints.txt from the current venv
 	{ echo "# Full resolved dependency set of .[offline,dev] and ./container on Python 3.11 (pip freeze)."; \
