@@ -560,7 +560,11 @@ def deploy_dags(stack, **extra):
 
 
 def test_a_dag_change_goes_live_without_a_restart(stack):
+    """Live without a restart; and a run launched before it finishes on the version it was launched with."""
     status = json.loads((stack["runtime"] / "status.json").read_text())["services"]
+    launched_on = json.loads(request(f"{stack['url']}/health/details", stack["auth"])[1])["dags"]["version"]
+    client, run_id = _submit(stack, seconds=20)
+    _run_reaches(client, run_id, {"STARTED"}, 240)
     (stack["dags"] / "pipelines" / "added.py").write_text(NEW_ASSET.format(name="added_asset"))
     started = time.monotonic()
     run = deploy_dags(stack)
@@ -575,6 +579,14 @@ def test_a_dag_change_goes_live_without_a_restart(stack):
     details = json.loads(body)
     assert status_code == 200 and details["dags"]["source"] == "s3" and details["dags"]["last_error"] is None
     assert request(f"{stack['url']}/health")[0] == 200
+    assert details["dags"]["version"] != launched_on
+    assert _run_reaches(client, run_id, FINISHED, 180) == "SUCCESS"
+    task = _stopped_run_task(stack, run_id)
+    stream = f"run/run/{task['taskArn'].rsplit('/', 1)[-1]}"
+    logs = clients(stack["endpoint"])("logs")
+    lines = [e["message"] for e in logs.get_log_events(logGroupName=f"/ecs/{PROJECT}", logStreamName=stream)["events"]]
+    assert any(f"DAG version {launched_on} live" in line for line in lines), lines[:20]
+    assert not any(details["dags"]["version"] in line for line in lines)
 
 
 def test_a_broken_dag_never_reaches_the_live_ui(stack):
