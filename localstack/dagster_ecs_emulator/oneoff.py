@@ -133,11 +133,11 @@ class OneOffTasks:
         """Report the task STOPPED with its real exit code (and ``reason``, else the one ECS gives)."""
         local.shipper.join(10)
         code = exit_code(local.process)
+        stopped = {"lastStatus": "STOPPED", "exitCode": code, **({"stoppedReason": reason} if reason else {})}
+        answer = self.report(local.arn, **stopped)  # first: if the emulator does not answer, the next round retries
         self.runtime.metadata.forget(local.arn)
         self.tasks.pop(local.arn, None)
         shutil.rmtree(local.task_dir, ignore_errors=True)  # a stopped container's filesystem goes with it
-        stopped = {"lastStatus": "STOPPED", "exitCode": code, **({"stoppedReason": reason} if reason else {})}
-        answer = self.report(local.arn, **stopped)
         self.finished = (self.finished + [{"task": local.arn, "exit_code": code, **answer}])[-20:]
         LOG.info("%s: stopped with exit code %s (%s)", local.arn.rsplit("/", 1)[-1], code, answer.get("stoppedReason"))
 
