@@ -131,15 +131,20 @@ def apply_tags(module, current, desired, purge, set_tags, remove_tags, keep=()):
     return True, {"before": {"tags": current or {}}, "after": {"tags": after}}
 
 
-def wait_until(module, check, timeout, delay=2, what="resource"):
-    """Call ``check()`` until it returns a truthy value or ``timeout`` seconds pass (then fail_json)."""
+def wait_until(module, check, timeout, delay=2, what="resource", on_timeout=None):
+    """Call ``check()`` until it returns a truthy value or ``timeout`` seconds pass (then fail_json).
+
+    ``on_timeout()``, if given, runs before the failure (e.g. to stop what was waited for); the text it
+    returns is added to the message.
+    """
     deadline = time.monotonic() + timeout
     while True:
         result = check()
         if result:
             return result
         if time.monotonic() >= deadline:
-            module.fail_json(msg=f"Timed out after {timeout}s waiting for {what}")
+            extra = on_timeout() if on_timeout else None
+            module.fail_json(msg=f"Timed out after {timeout}s waiting for {what}" + (f"; {extra}" if extra else ""))
         time.sleep(delay)
 
 

@@ -154,6 +154,7 @@ from ansible.module_utils.urls import open_url
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.dagster_ecs.fargate.plugins.module_utils.common import BOTO_ERRORS, client
 from ansible_collections.dagster_ecs.fargate.plugins.module_utils.plain_http import plain_http_refusal
+from ansible_collections.dagster_ecs.fargate.plugins.module_utils.tasklogs import log_tail
 
 GRAPHQL = """
 { workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
@@ -246,24 +247,6 @@ def explain_stopped(module, ecs, service, primary, running, check):
         check["detail"] += " | log: " + " | ".join(lines)
     limit = module.params["crash_loop_stops"]
     check["fatal"] = bool(limit) and running == 0 and streak >= limit
-
-
-def log_tail(module, ecs, task, lines=5):
-    """The last lines of the stopped task's essential container's awslogs stream (best effort)."""
-    try:
-        definition = ecs.describe_task_definition(aws_retry=True, taskDefinition=task["taskDefinitionArn"])
-        container = next(c for c in definition["taskDefinition"]["containerDefinitions"] if c.get("essential", True))
-        options = (container.get("logConfiguration") or {}).get("options") or {}
-        if (container.get("logConfiguration") or {}).get("logDriver") != "awslogs":
-            return []
-        stream = f"{options['awslogs-stream-prefix']}/{container['name']}/{task['taskArn'].rsplit('/', 1)[-1]}"
-        group = options["awslogs-group"]
-        events = client(module, "logs").get_log_events(
-            aws_retry=True, logGroupName=group, logStreamName=stream, limit=lines, startFromHead=False
-        )["events"]
-    except (KeyError, StopIteration, *BOTO_ERRORS):
-        return []
-    return [event["message"].strip()[:300] for event in events if event.get("message", "").strip()]
 
 
 def check_targets(module, checks):
