@@ -33,6 +33,11 @@ tasks carry what the runtime reports:
   deployment that never changes): ``runningCount`` and ``pendingCount`` count its tasks, the
   PRIMARY deployment is the service's task definition, COMPLETED once as many of its tasks run as
   desired and no task of another revision does; a revision still running is an ACTIVE deployment;
+* ``UpdateService`` with another task definition starts a new PRIMARY deployment (a new id and
+  ``createdAt``, IN_PROGRESS) as ECS does; moto keeps the first deployment for the service's life
+  and renews it only with ``forceNewDeployment``;
+* ``DeleteCluster`` of a cluster with a task that is not STOPPED fails with
+  ``ClusterContainsTasksException``, as ECS does (moto deletes it);
 * ``ListTasks(serviceName=...)`` lists that service's tasks (moto ignores the filter: "We can't
   filter on service_name until the backend actually launches tasks").
 
@@ -42,6 +47,7 @@ tasks carry what the runtime reports:
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import zlib
 from datetime import UTC, datetime
@@ -66,6 +72,11 @@ def _find(backend, cluster: str, task: str):
         if arn == task or arn.endswith("/" + task.rsplit("/", 1)[-1]):
             return found
     raise KeyError(f"task {task} not found in cluster {name}")
+
+
+def _find_service(backend, cluster: str, service: str):
+    """moto's service ``service`` (name or ARN) of ``cluster``, or None."""
+    return backend.services.get(f"{cluster.rsplit('/', 1)[-1]}:{service.rsplit('/', 1)[-1]}")
 
 
 def set_state(task, last_status: str | None = None, exit_code: int | None = None, reason: str | None = None) -> None:
@@ -126,11 +137,52 @@ def install() -> None:
 
     list_tasks = EC2ContainerServiceBackend.list_tasks
     describe_services = EC2ContainerServiceBackend.describe_services
+    update_service = EC2ContainerServiceBackend.update_service
+
+    def deploying_update_service(self, service_properties):
+        # moto keeps the PRIMARY deployment (id, createdAt) when the task definition changes; ECS starts a
+        # new deployment (the old one is ACTIVE while its tasks drain: count_service_tasks lists those).
+        wanted = service_properties.get("task_definition")
+        with _LOCK:
+            before = _find_service(self, service_properties.get("cluster", "default"), service_properties["service"])
+            previous = before.task_definition if before else None
+        service = update_service(self, service_properties)
+        if wanted and previous and _revision(service.task_definition) != _revision(previous) and service.deployments:
+            now = _now()
+            service.deployments[0] = {
+                **service.deployments[0],
+                "id": f"ecs-svc/{secrets.randbelow(10**19):019d}",
+                "status": "PRIMARY",
+                "taskDefinition": service.task_definition,
+                "createdAt": now,
+                "updatedAt": now,
+                "runningCount": 0,
+                "pendingCount": 0,
+                "rolloutState": "IN_PROGRESS",
+                "rolloutStateReason": "ECS deployment in progress.",
+            }
+        return service
 
     def service_list_tasks(self, *args, **kwargs):
         tasks = list_tasks(self, *args, **kwargs)
         name = kwargs.get("service_name")
         return [task for task in tasks if task.group == f"service:{name.split('/')[-1]}"] if name else tasks
+
+    delete_cluster = EC2ContainerServiceBackend.delete_cluster
+
+    def busy_delete_cluster(self, cluster_str):
+        # moto deletes a cluster whatever runs in it; ECS refuses while a task is not STOPPED.
+        from moto.ecs.exceptions import ECSException
+
+        name = cluster_str.rsplit("/", 1)[-1]
+        with _LOCK:
+            active = [task for task in self.tasks.get(name, {}).values() if task.last_status != "STOPPED"]
+        if active:
+            raise ECSException(
+                "ClusterContainsTasksException",
+                f"The Cluster cannot be deleted while Tasks are active ({len(active)} task(s) not STOPPED).",
+            )
+        return delete_cluster(self, cluster_str)
 
     def counted_describe_services(self, cluster_str, names):
         services, failures = describe_services(self, cluster_str, names)
@@ -143,6 +195,8 @@ def install() -> None:
     EC2ContainerServiceBackend.stop_task = deferred_stop_task
     EC2ContainerServiceBackend.list_tasks = service_list_tasks
     EC2ContainerServiceBackend.describe_services = counted_describe_services
+    EC2ContainerServiceBackend.update_service = deploying_update_service
+    EC2ContainerServiceBackend.delete_cluster = busy_delete_cluster
 
 
 def _revision(arn: str) -> str:
@@ -168,7 +222,8 @@ def count_service_tasks(backend, service) -> None:
         if _revision(task.task_definition_arn) != primary_revision:
             others[task.task_definition_arn] = others.get(task.task_definition_arn, 0) + 1
     service.running_count = len(running)
-    service.pending_count = len(alive) - len(running)
+    pending = len(alive) - len(running)
+    service.pending_count = pending
     done = len(mine) >= service.desired_count and not others
     primary.update(
         {
@@ -176,7 +231,7 @@ def count_service_tasks(backend, service) -> None:
             "taskDefinition": service.task_definition,
             "desiredCount": service.desired_count,
             "runningCount": len(mine),
-            "pendingCount": len([task for task in alive if task not in running]),
+            "pendingCount": pending,
             "rolloutState": "COMPLETED" if done else "IN_PROGRESS",
             "rolloutStateReason": f"ECS deployment {primary['id']} {'completed' if done else 'in progress'}.",
         }
