@@ -56,10 +56,6 @@ class OneOffTasks:
         self.tasks: dict[str, OneOff] = {}
         self.finished: list[dict] = []  # the last few stopped tasks (status.json)
 
-    def report(self, task_arn: str, **state) -> dict:
-        """Tell the emulator what the task is (``ecs_tasks.TaskControl``)."""
-        return ecs_tasks.report(self.config, task=task_arn, **state)
-
     def reconcile(self) -> None:
         ecs = self.runtime.clients("ecs")
         cluster = self.config["cluster"]
@@ -125,7 +121,7 @@ class OneOffTasks:
         self.tasks[arn] = OneOff(
             arn, process, shipper, int(container.get("stopTimeout") or DEFAULT_STOP_TIMEOUT), task_dir
         )
-        self.report(arn, lastStatus="RUNNING")
+        ecs_tasks.report(self.config, task=arn, lastStatus="RUNNING")
         self.runtime.metadata.status(arn, "RUNNING")
         LOG.info("%s: started task %s (pid %d)", definition["family"], task_id, process.pid)
 
@@ -134,7 +130,9 @@ class OneOffTasks:
         local.shipper.join(10)
         code = exit_code(local.process)
         stopped = {"lastStatus": "STOPPED", "exitCode": code, **({"stoppedReason": reason} if reason else {})}
-        answer = self.report(local.arn, **stopped)  # first: if the emulator does not answer, the next round retries
+        answer = ecs_tasks.report(
+            self.config, task=local.arn, **stopped
+        )  # first: if the emulator does not answer, the next round retries
         self.runtime.metadata.forget(local.arn)
         self.tasks.pop(local.arn, None)
         shutil.rmtree(local.task_dir, ignore_errors=True)  # a stopped container's filesystem goes with it
