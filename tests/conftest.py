@@ -193,7 +193,7 @@ def playbook():
 LONGEST_FIRST = [
     "test_molecule.py",  # ~710 s
     "integration/test_workload.py",  # ~600 s: the stack, then runs as ECS tasks (terminate, limit, monitoring)
-    "integration/test_lifecycle.py",  # ~600 s alone: start over, rotate, re-run, crash loop
+    "integration/test_lifecycle.py",  # ~700 s alone: start over, rotate, upgrade, re-run, crash loop, failed migration
     "emulator/test_compat.py",  # ~480 s, in 19 scenarios
     "integration/test_faults.py",  # ~230 s
     "integration/test_site.py",  # ~220 s

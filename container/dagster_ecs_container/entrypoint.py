@@ -7,6 +7,8 @@
                                           and /health
     dagster-ecs-entrypoint after-socket PATH CMD [ARGS...]   (run by supervisord) wait until the code
                                           server's Unix socket PATH accepts (at most 300 s), exec CMD
+    dagster-ecs-entrypoint migrate        configure the instance, exec `dagster instance migrate` (the ecs
+                                          stage's one-off task when the image's Dagster version changed)
     dagster-ecs-entrypoint CMD [ARGS...]  anything else (a run launched by EcsRunLauncher):
                                           configure the instance, sync the DAGs once, exec CMD
 
@@ -36,7 +38,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from . import __version__, codeservers, inspect
 from .auth import AuthError, write_htpasswd
@@ -394,6 +396,35 @@ def after_socket(path: str, argv: list[str], timeout: float = 300) -> int:
     return 0  # not reached
 
 
+def migrate(settings: Settings) -> int:
+    """Bring the instance's storage schema to this image's Dagster (``dagster instance migrate``).
+
+    No DAG sync: the migration needs the instance's storage only. Its dagster.yaml names the default run
+    launcher: ``dagster instance migrate`` loads the whole instance, and the ECS launcher's settings (the
+    run task definition) belong to the services, not to this task. A database that refuses the task's
+    credentials fails here with the server's error line (the ecs stage shows the task's log).
+    """
+    import dagster
+
+    for directory in (settings.home, settings.runtime_dir, settings.storage_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    try:
+        _step(
+            1,
+            2,
+            "Dagster storage",
+            check_database,
+            "DAGSTER_POSTGRES_* (the task definition's database secret) against the RDS instance's master password",
+        )
+    except StepFailed:
+        return 1  # the server's own line, short enough for the ecs stage's failure message
+    write_all(replace(settings, run_launcher="default"), None)
+    LOG.info("step 2/2 migrating the instance's storage to dagster %s", dagster.__version__)
+    sys.stdout.flush()
+    os.execvp("dagster", ["dagster", "instance", "migrate"])
+    return 0  # not reached
+
+
 def run_command(argv: list[str], settings: Settings) -> int:
     """A one-off command (EcsRunLauncher's run worker): same instance and DAGs, then exec.
 
@@ -433,6 +464,8 @@ def main(argv: list[str] | None = None) -> int:
         return after_socket(rest[0], rest[1:])
     if command == "healthcheck" and rest:
         return healthcheck(rest[0], settings)
+    if command == "migrate" and not rest:
+        return migrate(settings)
     if command == "render":
         write_all(settings, rest[0] if rest else None)
         return 0

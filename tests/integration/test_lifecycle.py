@@ -1,17 +1,27 @@
-"""The rehearsal's lifecycle, on one offline profile, in order: start over, rotate, re-run, a task that cannot start.
+"""The rehearsal's lifecycle, on one offline profile, in order: start over, rotate, upgrade Dagster, re-run, a task
+that cannot start, a migration that fails.
 
 A user's natural sequence: deploy; ``playbooks/teardown.yml`` then ``site.yml`` again (the local
 runtime must follow the new RDS instance: a new, empty database with the new password, nothing
 stale left running); rotate both credentials (``-e secrets_rotate=both``: the old ones refused by
-nginx and PostgreSQL, the new ones accepted); a re-run that asks for nothing changes nothing; and a
-task that cannot start (its database secret no longer matches the instance) makes verify fail
-quickly with the task's own error line instead of waiting out its timeout.
+nginx and PostgreSQL, the new ones accepted); upgrade Dagster (a new image's version: ``dagster
+instance migrate`` runs once, as a one-off ECS task, before the services roll); a re-run that asks
+for nothing changes nothing; a task that cannot start (its database secret no longer matches the
+instance) makes verify fail quickly with the task's own error line instead of waiting out its
+timeout; and on that broken database a version change's migration fails, stopping the rollout with
+the task's log.
+
+The Dagster version is what the ecs stage reads from requirements/constraints.txt (the image's pins);
+the offline tasks run the venv's Dagster, so the upgrade is the deployment's side of one: the version
+the task definitions carry changes, and the migration really runs against the rehearsal's PostgreSQL.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
+from pathlib import Path
 
 import boto3
 import psycopg2
@@ -22,6 +32,13 @@ from stage_checks import request, wait_for
 
 pytestmark = pytest.mark.integration
 PROJECT = "dagster-ecs"
+SERVICES = [f"{PROJECT}-webserver", f"{PROJECT}-daemon"]
+MIGRATE = f"{PROJECT}-migrate"  # the migration task's startedBy
+UPGRADED = "1.13.99"  # stands for the next image's Dagster version
+# The version every deploy carries unless told otherwise: the image's pin.
+PINNED = re.search(r"^dagster==(\S+)$", (Path(__file__).parents[2] / "requirements/constraints.txt").read_text(), re.M)[
+    1
+]
 LAUNCH = """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename
   ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
 ORDERS_JOB = {
@@ -44,6 +61,8 @@ def rehearsal(tmp_path_factory):
             "url": f"http://127.0.0.1:{env['extra']['local_runtime_proxy_port']}",
             "runtime": env["state"] / "offline" / "runtime",
             "secrets": session.client("secretsmanager", endpoint_url=env["endpoint"]),
+            "ecs": session.client("ecs", endpoint_url=env["endpoint"]),
+            "logs": session.client("logs", endpoint_url=env["endpoint"]),
         }
 
 
@@ -62,6 +81,19 @@ def graphql(rehearsal, query, variables=None):
 def run_ids(rehearsal) -> list[str]:
     runs = graphql(rehearsal, "{ runsOrError { ... on Runs { results { runId status } } } }")["runsOrError"]
     return [run["runId"] for run in runs["results"]]
+
+
+def migrations(rehearsal) -> list[dict]:
+    ecs = rehearsal["ecs"]
+    arns = ecs.list_tasks(cluster=PROJECT, startedBy=MIGRATE, desiredStatus="STOPPED")["taskArns"]
+    arns += ecs.list_tasks(cluster=PROJECT, startedBy=MIGRATE, desiredStatus="RUNNING")["taskArns"]
+    return ecs.describe_tasks(cluster=PROJECT, tasks=arns)["tasks"] if arns else []
+
+
+def services(rehearsal) -> dict[str, dict]:
+    return {
+        s["serviceName"]: s for s in rehearsal["ecs"].describe_services(cluster=PROJECT, services=SERVICES)["services"]
+    }
 
 
 def connects(rehearsal, password) -> bool:
@@ -130,10 +162,42 @@ def test_rotating_both_credentials_rolls_the_services_onto_them(rehearsal):
     assert request(f"{rehearsal['url']}/server_info", ("admin", after["basic-auth"]))[0] == 200
 
 
+def test_a_dagster_upgrade_migrates_the_storage_once_before_the_services_roll(rehearsal):
+    # Every deploy so far (the first, the one after teardown, the rotation's roll) kept the version: no migration.
+    assert migrations(rehearsal) == []
+    before = services(rehearsal)
+    upgrade = run_playbook(
+        "site.yml",
+        "--tags",
+        "ecs,outputs,verify",
+        extra_vars={**rehearsal["extra"], "dagster_ecs_dagster_version": UPGRADED},
+    )
+    assert upgrade.returncode == 0, upgrade.output[-6000:]
+    assert f"Dagster {PINNED} -> {UPGRADED}: ran `dagster instance migrate` in task" in upgrade.output
+    assert f"Dagster is healthy at {rehearsal['url']}" in upgrade.output
+    (task,) = migrations(rehearsal)
+    assert task["lastStatus"] == "STOPPED" and task["containers"][0]["exitCode"] == 0, task
+    run_definition = rehearsal["ecs"].describe_task_definition(taskDefinition=task["taskDefinitionArn"])
+    environment = {
+        e["name"]: e["value"] for e in run_definition["taskDefinition"]["containerDefinitions"][0]["environment"]
+    }
+    assert environment["DAGSTER_ECS_DAGSTER_VERSION"] == UPGRADED  # the new revision's task, not the old one's
+    for name, service in services(rehearsal).items():
+        primary = service["deployments"][0]
+        assert primary["id"] != before[name]["deployments"][0]["id"], f"{name} did not roll"
+        assert task["stoppedAt"] < primary["createdAt"], f"{name} rolled before the migration stopped"
+    stream = f"run/run/{task['taskArn'].rsplit('/', 1)[-1]}"
+    events = rehearsal["logs"].get_log_events(logGroupName=f"/ecs/{PROJECT}", logStreamName=stream)["events"]
+    assert any("Storage schema state after migration" in event["message"] for event in events), events[-5:]
+    # From here on the rehearsal runs "the upgraded image": the re-run below must not migrate again.
+    rehearsal["extra"]["dagster_ecs_dagster_version"] = UPGRADED
+
+
 def test_a_run_that_asks_for_nothing_changes_nothing(rehearsal):
     rerun = run_playbook("site.yml", extra_vars=rehearsal["extra"])
     assert rerun.returncode == 0, rerun.output[-6000:]
     assert rerun.recap["changed"] == 0, rerun.changed_tasks()
+    assert len(migrations(rehearsal)) == 1  # the version did not change: no second migration
 
 
 def test_a_rotation_without_the_stages_it_needs_is_refused_before_any_call(rehearsal):
@@ -158,3 +222,20 @@ def test_a_task_that_cannot_start_fails_verify_at_once_with_its_error(rehearsal)
     # 3 task starts (~7 s each: the entrypoint's storage check) with the runtime's 2 s and 4 s back-offs,
     # then one verify interval; far below verify's 900 s timeout.
     assert elapsed < 240, f"verify took {elapsed:.0f} s to give up"
+
+
+def test_a_migration_that_fails_stops_the_rollout_with_the_tasks_log(rehearsal):
+    # As the test before left it: the database secret no longer matches the instance's password.
+    before = {name: service["taskDefinition"] for name, service in services(rehearsal).items()}
+    failed = run_playbook(
+        "site.yml", "--tags", "ecs", extra_vars={**rehearsal["extra"], "dagster_ecs_dagster_version": "1.14.0"}
+    )
+    assert failed.returncode != 0
+    assert (
+        "run (migrate) of arn:aws:ecs:" in failed.output
+        and ", exited 1: Essential container in task exited" in failed.output
+    )
+    assert "password authentication failed" in failed.output  # the task's own log line, in the failure
+    assert "TASK [ecs : Create or update the services]" not in failed.output
+    assert {name: service["taskDefinition"] for name, service in services(rehearsal).items()} == before
+    assert [t["containers"][0].get("exitCode") for t in migrations(rehearsal)].count(1) == 1

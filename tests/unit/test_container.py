@@ -244,3 +244,20 @@ def test_the_basic_auth_pair_leaves_the_environment_before_any_child(role, tmp_p
     assert seen == {"BASIC_AUTH_USER": None, "BASIC_AUTH_PASSWORD": None}
     if role == "webserver":
         assert (tmp_path / "run" / "htpasswd").read_text().startswith("admin:$2")
+
+
+def test_migrate_configures_the_instance_without_the_ecs_launcher_then_execs_dagster(tmp_path, monkeypatch):
+    # The migration task has the run task definition's environment, which names no run task definition:
+    # `dagster instance migrate` loads the whole instance, so its dagster.yaml must not need one.
+    from dagster_ecs_container import entrypoint
+
+    env = {"DAGSTER_APP_DIR": str(tmp_path), "DAGSTER_HOME": str(tmp_path / "home"), "DAGSTER_RUN_LAUNCHER": "ecs"}
+    settings = Settings.from_env(env)
+    monkeypatch.setattr(entrypoint.Settings, "from_env", lambda *args: settings)
+    calls = []
+    monkeypatch.setattr(entrypoint.os, "execvp", lambda file, argv: calls.append(argv))
+    assert entrypoint.main(["migrate"]) == 0
+    assert calls == [["dagster", "instance", "migrate"]]
+    document = yaml.safe_load((tmp_path / "home" / "dagster.yaml").read_text())
+    assert document["run_launcher"]["class"] == "DefaultRunLauncher"
+    assert "postgres" in document["storage"]
