@@ -50,6 +50,10 @@ CASES = {
     "missing value": ({"ecs_run_launcher": ""}, ["ecs_run_launcher", "ecs, default"]),
     "rotate what": ({"secrets_rotate": "password"}, ["secrets_rotate", "database, basic_auth or both", "got password"]),
     "short password": ({"secrets_password_length": 8}, ["secrets_password_length", "between 16 and 128"]),
+    "no dagster pin": (
+        {"dagster_ecs_constraints_file": "/etc/hostname"},
+        ["ecs_dagster_version=none (no dagster pin in /etc/hostname) is not a Dagster version"],
+    ),
 }
 
 
