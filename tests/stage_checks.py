@@ -199,7 +199,8 @@ def _list(value):
 def iam(stack: Stack) -> None:
     client = stack.aws("iam")
     project = stack.project
-    for role in (f"{project}-task-execution", f"{project}-task"):
+    jobs = ("webserver", "daemon", "run")
+    for role in (f"{project}-task-execution", *(f"{project}-{job}-task" for job in jobs)):
         found = client.get_role(RoleName=role)["Role"]
         trust = found["AssumeRolePolicyDocument"]
         assert trust["Statement"][0]["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
@@ -216,12 +217,21 @@ def iam(stack: Stack) -> None:
         "logs:PutLogEvents",
         "secretsmanager:GetSecretValue",
     }
-    task = client.get_role_policy(RoleName=f"{project}-task", PolicyName=f"{project}-task")["PolicyDocument"]
-    by_sid = {s["Sid"]: s for s in task["Statement"]}
-    assert by_sid["ListTheDagBucket"]["Resource"] == f"arn:aws:s3:::{stack.bucket}"
-    assert by_sid["RunLauncherPassTheseRolesToEcsTasksOnly"]["Condition"] == {
-        "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+    granted = {}
+    for job in jobs:
+        document = client.get_role_policy(RoleName=f"{project}-{job}-task", PolicyName=f"{project}-{job}-task")
+        statements = document["PolicyDocument"]["Statement"]
+        granted[job] = {a for s in statements for a in _list(s["Action"])}
+        assert {s["Sid"]: s for s in statements}["ListTheDagBucket"]["Resource"] == f"arn:aws:s3:::{stack.bucket}"
+    # One role per job: only the daemon starts runs and passes roles; a run's task can do nothing with ECS.
+    assert granted["daemon"] - granted["webserver"] == {
+        "ecs:RunTask",
+        "ecs:TagResource",
+        "logs:GetLogEvents",
+        "iam:PassRole",
     }
+    assert granted["webserver"] - granted["run"] == {"ecs:DescribeTasks", "ecs:StopTask"}
+    assert not {a for a in granted["run"] if a.startswith("ecs:")} - {"ecs:DescribeTaskDefinition"}
 
 
 def loadbalancer(stack: Stack) -> None:

@@ -22,7 +22,7 @@ VALUES = {
     "iam_cluster_name": "dagster-ecs",
     "iam_cluster_arn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/dagster-ecs",
     "iam_execution_role_name": "dagster-ecs-execution",
-    "iam_task_role_name": "dagster-ecs-task",
+    "iam_task_role_names": {job: f"dagster-ecs-{job}-task" for job in ("webserver", "daemon", "run")},
     "iam_repository_arn": f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/dagster-ecs",
     "iam_log_group_arn": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/ecs/dagster-ecs",
     "iam_secret_arns": [
@@ -34,11 +34,18 @@ VALUES = {
 UNSCOPABLE = {"ecr:GetAuthorizationToken", "ecs:DescribeTaskDefinition", "ec2:DescribeNetworkInterfaces"}
 
 
-def render(name: str, run_launcher: bool) -> dict:
+JOBS = ("webserver", "daemon", "run")
+
+
+def render(name: str, run_launcher: bool, job: str = "daemon") -> dict:
     environment = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)  # noqa: S701 - JSON
     environment.filters["to_json"] = json.dumps  # as Ansible's filter
-    text = environment.from_string((TEMPLATES / name).read_text()).render(**VALUES, iam_ecs_run_launcher=run_launcher)
-    return json.loads(text)
+    template = environment.from_string((TEMPLATES / name).read_text())
+    return json.loads(template.render(**VALUES, iam_ecs_run_launcher=run_launcher, iam_task_kind=job))
+
+
+def actions_of(document: dict) -> set[str]:
+    return {a for s in statements(document) for a in as_list(s["Action"])}
 
 
 def statements(document: dict) -> list[dict]:
@@ -51,24 +58,25 @@ def as_list(value) -> list:
 
 
 CASES = [
-    (name, launcher)
+    (name, launcher, job)
     for name in ("execution-policy.json.j2", "task-policy.json.j2", "trust-policy.json.j2")
     for launcher in (False, True)
+    for job in (JOBS if name == "task-policy.json.j2" else ("daemon",))
 ]
 
 
-@pytest.mark.parametrize(("name", "launcher"), CASES)
-def test_policies_have_no_parliament_findings(name, launcher):
-    document = render(name, launcher)
+@pytest.mark.parametrize(("name", "launcher", "job"), CASES)
+def test_policies_have_no_parliament_findings(name, launcher, job):
+    document = render(name, launcher, job)
     if name.startswith("trust"):
         return  # a trust policy is not an identity policy; checked below
     findings = analyze_policy_string(json.dumps(document)).findings
     assert [f"{f.issue}: {f.detail}" for f in findings] == []
 
 
-@pytest.mark.parametrize(("name", "launcher"), CASES)
-def test_no_wildcard_action_and_star_resources_only_where_aws_allows_no_scope(name, launcher):
-    for statement in statements(render(name, launcher)):
+@pytest.mark.parametrize(("name", "launcher", "job"), CASES)
+def test_no_wildcard_action_and_star_resources_only_where_aws_allows_no_scope(name, launcher, job):
+    for statement in statements(render(name, launcher, job)):
         actions = as_list(statement["Action"])
         assert all("*" not in action for action in actions), statement
         if "*" in as_list(statement.get("Resource", [])):
@@ -79,8 +87,32 @@ def test_pass_role_only_to_ecs_tasks_and_only_our_roles():
     passes = [s for s in statements(render("task-policy.json.j2", True)) if "iam:PassRole" in as_list(s["Action"])]
     assert len(passes) == 1
     assert passes[0]["Condition"] == {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
-    assert all(r.endswith(("/dagster-ecs-execution", "/dagster-ecs-task")) for r in as_list(passes[0]["Resource"]))
+    assert sorted(r.rsplit("/", 1)[1] for r in as_list(passes[0]["Resource"])) == [
+        "dagster-ecs-execution",
+        "dagster-ecs-run-task",
+    ]  # the roles of the run task definition, not the daemon's own
     assert not [s for s in statements(render("task-policy.json.j2", False)) if "iam:PassRole" in as_list(s["Action"])]
+
+
+def test_one_role_per_job_only_the_daemon_starts_runs():
+    granted = {job: actions_of(render("task-policy.json.j2", True, job)) for job in JOBS}
+    assert granted["daemon"] - granted["webserver"] == {
+        "ecs:RunTask",
+        "ecs:TagResource",
+        "logs:GetLogEvents",
+        "iam:PassRole",
+    }
+    assert granted["webserver"] - granted["run"] == {"ecs:DescribeTasks", "ecs:StopTask"}  # terminate from the UI
+    assert granted["run"] == {
+        "s3:ListBucket",
+        "s3:GetObject",
+        "elasticfilesystem:ClientMount",
+        "elasticfilesystem:ClientWrite",
+        "ecs:DescribeTaskDefinition",  # the instance's run launcher reads the run task definition when loaded
+    }
+    assert {job: actions_of(render("task-policy.json.j2", False, job)) for job in JOBS} == {
+        job: granted["run"] - {"ecs:DescribeTaskDefinition"} for job in JOBS
+    }
 
 
 def test_trust_is_limited_to_this_accounts_ecs_tasks():
@@ -90,9 +122,10 @@ def test_trust_is_limited_to_this_accounts_ecs_tasks():
 
 
 @pytest.mark.parametrize("launcher", [False, True])
-def test_tasks_read_only_current_dag_objects(launcher):
+@pytest.mark.parametrize("job", JOBS)
+def test_tasks_read_only_current_dag_objects(launcher, job):
     """The sync reads the manifest and bundles by key: no older versions (a versioned bucket keeps deleted ones)."""
-    actions = {a for s in statements(render("task-policy.json.j2", launcher)) for a in as_list(s["Action"])}
+    actions = actions_of(render("task-policy.json.j2", launcher, job))
     assert "s3:GetObject" in actions
     assert not {a for a in actions if a.startswith("s3:GetObjectVersion")}
 
