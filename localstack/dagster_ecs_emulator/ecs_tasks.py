@@ -149,18 +149,22 @@ def install() -> None:
         service = update_service(self, service_properties)
         if wanted and previous and _revision(service.task_definition) != _revision(previous) and service.deployments:
             now = _now()
-            service.deployments[0] = {
+            deployment = {
                 **service.deployments[0],
                 "id": f"ecs-svc/{secrets.randbelow(10**19):019d}",
                 "status": "PRIMARY",
                 "taskDefinition": service.task_definition,
                 "createdAt": now,
                 "updatedAt": now,
-                "runningCount": 0,
-                "pendingCount": 0,
-                "rolloutState": "IN_PROGRESS",
-                "rolloutStateReason": "ECS deployment in progress.",
             }
+            if _claimed_tasks(self, service):  # a runtime runs it: nothing of the new revision runs yet
+                deployment.update(
+                    runningCount=0,
+                    pendingCount=0,
+                    rolloutState="IN_PROGRESS",
+                    rolloutStateReason="ECS deployment in progress.",
+                )
+            service.deployments[0] = deployment
         return service
 
     def service_list_tasks(self, *args, **kwargs):
@@ -203,13 +207,18 @@ def _revision(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]  # family:revision, whichever form the ARN was given in
 
 
-def count_service_tasks(backend, service) -> None:
-    """A service a runtime runs: its counts and deployments from its tasks (moto's own numbers otherwise)."""
-    tasks = [
+def _claimed_tasks(backend, service) -> list:
+    """The service's tasks a runtime runs (registered through the control endpoint)."""
+    return [
         task
         for task in backend.tasks.get(service.cluster_name, {}).values()
         if task.group == f"service:{service.name}" and getattr(task, "dagster_ecs_claimed", False)
     ]
+
+
+def count_service_tasks(backend, service) -> None:
+    """A service a runtime runs: its counts and deployments from its tasks (moto's own numbers otherwise)."""
+    tasks = _claimed_tasks(backend, service)
     if not tasks or not service.deployments:
         return
     alive = [task for task in tasks if task.last_status != "STOPPED"]
