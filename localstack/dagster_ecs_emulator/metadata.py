@@ -9,7 +9,8 @@ name the current container; anything else running in a task may too.
 The local runtime registers each task it runs in the emulated ECS, then publishes that task's
 documents here, built from what ``DescribeTasks`` and ``DescribeTaskDefinition`` answer, and puts
 ``http://127.0.0.1:<port>/v4/<task id>`` in the task's environment. ``/stats`` and ``/task/stats``
-(Docker statistics) are not served: nothing here has a Docker engine to ask.
+(Docker statistics) are not served: nothing here has a Docker engine to ask. The same loopback server
+answers each task's credentials endpoint (``/v2/credentials/<id>``, ``credentials.py``).
 """
 
 from __future__ import annotations
@@ -89,8 +90,9 @@ def documents(task: dict, definition: dict, container: dict) -> tuple[dict, dict
 class MetadataEndpoint:
     """One loopback HTTP server answering every local task's metadata, each under ``/v4/<task id>``."""
 
-    def __init__(self, host: str = "127.0.0.1"):
+    def __init__(self, host: str = "127.0.0.1", credentials=None):
         self.tasks: dict[str, tuple[dict, dict]] = {}
+        self.credentials = credentials  # credentials.CredentialsRoutes, or None: no credentials served
         self.lock = threading.Lock()
         endpoint = self
 
@@ -112,9 +114,16 @@ class MetadataEndpoint:
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.2,), daemon=True, name="metadata")
         self.thread.start()
 
-    def uri(self, task_arn: str) -> str:
+    def base(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}/v4/{task_arn.rsplit('/', 1)[-1]}"
+        return f"http://{host}:{port}"
+
+    def uri(self, task_arn: str) -> str:
+        return f"{self.base()}/v4/{task_arn.rsplit('/', 1)[-1]}"
+
+    def credentials_uri(self, role_arn: str, task_arn: str) -> str:
+        """Serve ``role_arn``'s credentials to the task (until it is forgotten); the full URI to give it."""
+        return self.base() + self.credentials.add(role_arn, task_arn.rsplit("/", 1)[-1])
 
     def publish(self, task: dict, definition: dict, container: dict) -> str:
         """Serve ``task``'s documents (again, when its status changed); returns its URI."""
@@ -132,10 +141,16 @@ class MetadataEndpoint:
                         document["DesiredStatus"] = desired
 
     def forget(self, task_arn: str) -> None:
+        task_id = task_arn.rsplit("/", 1)[-1]
         with self.lock:
-            self.tasks.pop(task_arn.rsplit("/", 1)[-1], None)
+            self.tasks.pop(task_id, None)
+        if self.credentials:
+            self.credentials.remove_session(task_id)
 
     def answer(self, path: str) -> tuple[int, dict]:
+        credentials = self.credentials.answer(path) if self.credentials else None
+        if credentials is not None:
+            return credentials
         parts = path.split("?", 1)[0].strip("/").split("/")
         if len(parts) < 2 or parts[0] != "v4":
             return 404, {"error": "not a metadata path: /v4/<task id>[/task]"}

@@ -3,7 +3,8 @@
 Each round the runtime looks at its cluster's tasks whose desired status is RUNNING. A task in
 PROVISIONING that no service owns (its group is not ``service:...``) is started: the task
 definition's container with ``RunTask``'s container override (command, environment), the
-container's secrets resolved as the ECS agent does, and the profile's paths and ports. The
+container's secrets resolved as the ECS agent does (as the execution role), the task role's
+credentials endpoint (``credentials.py``), and the profile's paths and ports. The
 runtime claims it and reports RUNNING; when its process exits, STOPPED with the exit code
 (``ecs_tasks.py`` records both on moto's task). ``StopTask`` sets the desired status to STOPPED:
 the task's processes get SIGTERM, then SIGKILL after the container's ``stopTimeout`` (30 s by
@@ -109,14 +110,21 @@ class OneOffTasks:
         task_dir.mkdir(parents=True, exist_ok=True)
         uri = self.runtime.metadata.publish(task, definition, container)
         env = self.runtime.environment(
-            container["name"], container, task_dir, extra=override.get("environment", []), metadata_uri=uri
+            container["name"],
+            definition,
+            task_dir,
+            arn,
+            extra=override.get("environment", []),
+            metadata_uri=uri,
+            task_role=(task.get("overrides") or {}).get("taskRoleArn"),
         )
         command = list(self.config["command"]) + list(override.get("command") or container.get("command") or [])
         log = self.runtime.state_dir / f"{definition['family']}.log"
         from .runtime import spawn
 
         process = spawn(command, env, task_dir, log, f"starting task {task_id} of {definition['family']}", pipe=True)
-        shipper = LogShipper(process.stdout, log, self.runtime.clients("logs"), stream_name(container, arn))
+        logs = self.runtime.agent_clients(definition, arn)("logs")
+        shipper = LogShipper(process.stdout, log, logs, stream_name(container, arn))
         shipper.start()
         self.tasks[arn] = OneOff(
             arn, process, shipper, int(container.get("stopTimeout") or DEFAULT_STOP_TIMEOUT), task_dir

@@ -14,6 +14,10 @@ on this machine, from what is in the emulator:
   process runs, STOPPED with its exit code when it exited; ``StopTask`` stops it (and the service
   gets a new one); its output goes to its ``awslogs`` stream (``tasklogs.py``) and it finds its
   task metadata endpoint v4 in ``ECS_CONTAINER_METADATA_URI_V4`` (``metadata.py``);
+* each task acts as its task role and holds no access key: its credentials endpoint
+  (``AWS_CONTAINER_CREDENTIALS_FULL_URI``) answers the role's credentials from the emulator's STS;
+  the runtime reads the task's secrets and writes its logs as the task's execution role, as the ECS
+  agent does (``credentials.py``);
 * the RDS instance is a real PostgreSQL server on a loopback port that follows the emulated
   instance (a new instance, a new database; a new master password, a new role password; a
   deleted instance, no server): ``localdb.py``;
@@ -39,6 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ecs_tasks
+from .credentials import ENV as CREDENTIALS_ENV
+from .credentials import CredentialsRoutes, RoleSessions
 from .localdb import LocalDatabase, free_port
 from .metadata import ENV as METADATA_ENV
 from .metadata import MetadataEndpoint
@@ -183,7 +189,9 @@ class Runtime:
         self.last_exit: dict[str, dict] = {}
         self.stopping = threading.Event()
         self.oneoffs = OneOffTasks(self)  # RunTask's tasks (each Dagster run's own task): oneoff.py
-        self.metadata = MetadataEndpoint()  # every task's ECS task metadata endpoint v4: metadata.py
+        self.roles = RoleSessions(self.clients)  # the task and execution roles' credentials: credentials.py
+        # every task's ECS task metadata endpoint v4 (metadata.py) and credentials endpoint (credentials.py)
+        self.metadata = MetadataEndpoint(credentials=CredentialsRoutes(self.roles))
         self.definitions: dict[str, dict] = {}  # task definition revisions read so far, by ARN
         self.database = (
             LocalDatabase(config["database"], state_dir, config["endpoint"], config["region"])
@@ -212,19 +220,38 @@ class Runtime:
             return None, {}
         return self.definition(found["taskDefinition"]), found
 
+    def agent_clients(self, definition: dict, task_arn: str):
+        """``factory(service)``: the clients the ECS agent uses for a task, signed as its execution role."""
+        role = definition.get("executionRoleArn")
+        if not role:
+            return self.clients
+        session = task_arn.rsplit("/", 1)[-1]
+        return self.roles.client_factory(role, session, self.config["endpoint"], self.config["region"])
+
     def environment(
-        self, service: str, container: dict, task_dir: Path, extra=(), metadata_uri: str = ""
+        self,
+        service: str,
+        definition: dict,
+        task_dir: Path,
+        task_arn: str,
+        extra=(),
+        metadata_uri: str = "",
+        task_role: str | None = None,
     ) -> dict[str, str]:
         """The container's environment, ``extra`` (RunTask's override), its secrets, then the profile's paths/ports.
 
         ``metadata_uri``: the task's metadata endpoint, in ``ECS_CONTAINER_METADATA_URI_V4`` as Fargate sets it.
+        The task's role (``task_role``, RunTask's override, else the definition's ``taskRoleArn``) reaches it as
+        a credentials endpoint, never as a key; no shared AWS config file is read (a Fargate task has none).
         """
+        container = definition["containerDefinitions"][0]
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "HOME", "TZ", "TMPDIR")}
         env.update({item["name"]: item["value"] for item in container.get("environment", [])})
         env.update({item["name"]: item["value"] for item in extra})
-        secretsmanager = self.clients("secretsmanager")
-        for item in container.get("secrets", []):
-            env[item["name"]] = secret_value(secretsmanager, item["valueFrom"])
+        if container.get("secrets"):
+            secretsmanager = self.agent_clients(definition, task_arn)("secretsmanager")
+            for item in container["secrets"]:
+                env[item["name"]] = secret_value(secretsmanager, item["valueFrom"])
         placeholders = {
             "task_dir": str(task_dir),
             "state_dir": str(self.state_dir),
@@ -239,6 +266,10 @@ class Runtime:
             env[name] = value.format(**placeholders)
         if metadata_uri:
             env[METADATA_ENV] = metadata_uri
+        role = task_role or definition.get("taskRoleArn")
+        if role:
+            env[CREDENTIALS_ENV] = self.metadata.credentials_uri(role, task_arn)
+            env["AWS_SHARED_CREDENTIALS_FILE"] = env["AWS_CONFIG_FILE"] = os.devnull
         return env
 
     def register_task(self, definition: dict, service: dict) -> dict:
@@ -263,7 +294,7 @@ class Runtime:
         log = self.state_dir / f"{service}.log"
         uri = self.metadata.publish(registered, definition, container)
         try:
-            env = self.environment(service, container, task_dir, metadata_uri=uri)
+            env = self.environment(service, definition, task_dir, arn, metadata_uri=uri)
             command = list(self.config["command"]) + list(container.get("command", []))
             process = spawn(command, env, task_dir, log, f"starting {definition['taskDefinitionArn']}", pipe=True)
         except Exception as exc:
@@ -271,7 +302,8 @@ class Runtime:
             reason = f"CannotStartContainerError: {exc}"
             ecs_tasks.report(self.config, task=arn, lastStatus="STOPPED", stoppedReason=reason)
             raise
-        shipper = LogShipper(process.stdout, log, self.clients("logs"), stream_name(container, arn))
+        logs = self.agent_clients(definition, arn)("logs")
+        shipper = LogShipper(process.stdout, log, logs, stream_name(container, arn))
         shipper.start()
         self.tasks[service] = Task(
             service, definition["taskDefinitionArn"], process, log, env.get("DAGSTER_RUNTIME_DIR", ""), arn, shipper

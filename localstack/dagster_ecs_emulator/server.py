@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from werkzeug.serving import make_server
 
 from . import __version__
+from .calls import CallRecorder
 from .compat import SHIMS, CompatLayer
 from .faults import FaultInjector
 from .rds_data import RdsDataPlane
@@ -42,7 +43,8 @@ class HealthEndpoint:
 
 
 def build_app(disabled_shims: Iterable[str] = (), faults: Iterable[dict] = ()):
-    """Return the WSGI application: moto + compatibility shims + fault injection + registry, RDS data plane, health."""
+    """Return the WSGI application: moto + compatibility shims + fault injection + registry, RDS data plane,
+    the call recorder (every signed call, attributed to its principal: calls.py), health."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     disabled = set(disabled_shims)
@@ -55,7 +57,7 @@ def build_app(disabled_shims: Iterable[str] = (), faults: Iterable[dict] = ()):
     app = FaultInjector(CompatLayer(DomainDispatcherApplication(create_backend_app), shims), faults)
     for shim in shims:  # whole APIs moto lacks (the ECR registry), served in front of the layer
         app = shim.wrap(app)
-    return HealthEndpoint(RdsDataPlane(app), (shim.name for shim in shims))
+    return HealthEndpoint(CallRecorder(RdsDataPlane(app)), (shim.name for shim in shims))
 
 
 def serve(host: str, port: int, disabled_shims: Iterable[str] = (), faults: Iterable[dict] = ()) -> None:

@@ -20,13 +20,16 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+import yaml
 from aws_inventory import clients
 from browser import chromium, serve_page
 from conftest import ROOT, free_port, run_playbook
+from iam_proof import EXAMPLE_VALUES, ROLE_TEMPLATES, prove, render_template, shape
 from stage_checks import CHECKS, Stack, request, wait_for, wait_for_status
 
 pytestmark = pytest.mark.integration
 PROJECT = "dagster-ecs"
+NEXT_DAGSTER = "1.13.99"  # the Dagster version new_revision's image says it carries (a migration)
 ASSETS = {"raw_orders", "cleaned_orders", "daily_revenue"}
 
 
@@ -514,11 +517,14 @@ def test_a_crashed_task_is_replaced_like_ecs_would(stack):
 
 @pytest.fixture(scope="module")
 def new_revision(stack):
-    """The secrets and ecs stages again, verbose (-vvv), with a new image tag: new task definition revisions.
+    """The secrets and ecs stages again, verbose (-vvv), with a new image: new task definition revisions.
 
-    Its output is also one of the places test_generated_secrets_never_leak searches.
+    The new image says it carries another Dagster version, so the rollout first migrates the storage in
+    a one-off task (one of the calls the IAM proof judges). Its output is also one of the places
+    test_generated_secrets_never_leak searches.
     """
     before = json.loads((stack["runtime"] / "status.json").read_text())["services"]["daemon"]
+    stack["extra"]["dagster_ecs_dagster_version"] = NEXT_DAGSTER  # from here on, "the new image" is deployed
     extra = {**stack["extra"], "dagster_ecs_image_tag": "0.1.1"}
     return before, run_playbook("site.yml", "--tags", "secrets,ecs", "-vvv", extra_vars=extra)
 
@@ -526,6 +532,7 @@ def new_revision(stack):
 def test_a_new_task_definition_replaces_the_running_task(stack, new_revision):
     before, run = new_revision
     assert run.returncode == 0, run.output[-4000:]
+    assert f"-> {NEXT_DAGSTER}: ran `dagster instance migrate` in task" in run.output
 
     def redeployed():
         now = json.loads((stack["runtime"] / "status.json").read_text())["services"].get("daemon")
@@ -655,6 +662,56 @@ def test_generated_secrets_never_leak(stack, new_revision):
             assert {s["name"] for s in container.get("secrets", [])} >= {"DAGSTER_POSTGRES_PASSWORD"}
     leaks = [where for where, text in places.items() for secret in secrets if secret in text]
     assert leaks == [], f"a generated secret appears in {leaks}"
+
+
+# Granted, yet no call of this rehearsal uses them; each with the reason it stays (least privilege: a new
+# grant is either used by the rehearsal's calls or named here).
+GRANTED_UNUSED = {
+    (f"{PROJECT}-daemon-task", "ecs:StopTask"): "run monitoring stops a run's task from the daemon when the run "
+    "exceeds its dagster/max_runtime or stays CANCELING past cancel_timeout_seconds; no run here does (the "
+    "terminate here is the UI's, the webserver's StopTask)",
+    **{
+        (f"{PROJECT}-{job}-task", action): "Fargate mounts the EFS access point as the task role (IAM "
+        "authorization); the local runtime mounts no EFS, the tasks share a directory"
+        for job in ("webserver", "daemon", "run")
+        for action in ("elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite")
+    },
+    **{
+        (f"{PROJECT}-task-execution", action): "Fargate pulls the image as the execution role; the local "
+        "runtime runs the image's code from the venv"
+        for action in (
+            "ecr:GetAuthorizationToken",
+            "ecr:BatchCheckLayerAvailability",
+            "ecr:GetDownloadUrlForLayer",
+            "ecr:BatchGetImage",
+        )
+    },
+}
+
+
+def test_each_roles_calls_are_allowed_by_its_policy_and_nothing_more_is_granted(stack, new_revision):
+    """IAM proven by the calls: everything this rehearsal's tasks called (the deploy, DAG syncs, runs, a
+    terminate, a run failed by monitoring, a migration) judged by the caller's own role's policies, with
+    resources and conditions, the implied ecs:TagResource and iam:PassRole included."""
+    iam = clients(stack["endpoint"])("iam")
+    roles = {f"{PROJECT}-{suffix}" for suffix in ROLE_TEMPLATES}
+    proof = prove(stack["endpoint"], iam, roles)
+    print("(role, action) pairs the rehearsal's calls used:")
+    for role, action in sorted(proof.observed):
+        print(f"  {role:28} {action}")
+    unused = proof.unused()
+    print("granted, not used by any call:", *sorted(f"{r} {a}" for r, a in unused), sep="\n  ")
+    assert proof.denied == [], "calls the role's policy does not allow:\n" + "\n".join(proof.denied)
+    assert unused == set(GRANTED_UNUSED), "a grant no call uses (remove it, or name why it stays in GRANTED_UNUSED)"
+    for job in ("webserver", "daemon", "run"):  # each role acted as itself, and only the daemon started runs
+        assert any(role == f"{PROJECT}-{job}-task" for role, _ in proof.observed), job
+    assert {role for role, action in proof.observed if action == "ecs:RunTask"} == {f"{PROJECT}-daemon-task"}
+    # What was proven here is what production gets: the same templates, rendered for the production inventory.
+    launcher = yaml.safe_load((ROOT / "inventory/production/group_vars/all/dagster_ecs.yml").read_text())
+    for suffix, (template, job) in ROLE_TEMPLATES.items():
+        values = {**EXAMPLE_VALUES, "iam_task_kind": job}
+        values["iam_ecs_run_launcher"] = launcher["dagster_ecs_run_launcher"] == "ecs"
+        assert shape(proof.documents[f"{PROJECT}-{suffix}"]) == shape([render_template(template, **values)]), suffix
 
 
 def test_down_stops_every_local_process(stack):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import boto3
@@ -69,9 +70,10 @@ def _boto_credentials() -> dict:
     }
 
 
-def register(ecs, family: str, command: list[str], **container) -> str:
+def register(ecs, family: str, command: list[str], roles: dict | None = None, **container) -> str:
     return ecs.register_task_definition(
         family=family,
+        **(roles or {}),
         networkMode="awsvpc",
         requiresCompatibilities=["FARGATE"],
         cpu="256",
@@ -152,6 +154,42 @@ def test_a_task_runs_its_override_and_stops_with_its_exit_code(stack):
     assert "hello from RunTask" in lines
     assert f"dir oneoff-exit-{arn.rsplit('/', 1)[-1]}" in lines
     assert not (_state / "tasks" / f"oneoff-exit-{arn.rsplit('/', 1)[-1]}").exists()  # its filesystem went with it
+
+
+WHO_AM_I = """
+import os, boto3
+print("access key in the environment:", "AWS_ACCESS_KEY_ID" in os.environ)
+print("acting as", boto3.client("sts").get_caller_identity()["Arn"])
+"""
+
+
+def test_a_task_acts_as_its_task_role_and_its_agent_as_its_execution_role(stack):
+    """As on Fargate: no key in the task, its task role's credentials from its credentials endpoint; the
+    agent (the runtime) ships its logs as the execution role. The emulator's recorder names both."""
+    (clients, network, _state) = stack
+    ecs = clients["ecs"]
+    endpoint = ecs.meta.endpoint_url
+    iam = aws_clients(endpoint, REGION)("iam")
+    trust = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", '
+    trust += '"Principal": {"Service": "ecs-tasks.amazonaws.com"}}]}'
+    roles = {
+        key: iam.create_role(RoleName=f"oneoff-{name}", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+        for key, name in (("taskRoleArn", "task"), ("executionRoleArn", "execution"))
+    }
+    definition = register(ecs, "oneoff-role", [sys.executable, "-c", WHO_AM_I], roles=roles)
+    where = [{"name": "AWS_ENDPOINT_URL", "value": endpoint}, {"name": "AWS_DEFAULT_REGION", "value": REGION}]
+    arn = run(ecs, network, definition, environment=where)
+    stopped = wait_status(ecs, arn, "STOPPED")
+    task_id = arn.rsplit("/", 1)[-1]
+    lines = log_lines(clients["logs"], arn)
+    assert stopped["containers"][0]["exitCode"] == 0, lines
+    assert "access key in the environment: False" in lines
+    assert f"acting as arn:aws:sts::123456789012:assumed-role/oneoff-task/{task_id}" in lines
+    with urllib.request.urlopen(f"{endpoint}/_dagster_ecs_emulator/calls", timeout=10) as answer:  # noqa: S310
+        calls = json.loads(answer.read())["calls"]
+    shipped = {(c["principal"], c["action"]) for c in calls if c["resource"] and c["resource"].endswith(task_id)}
+    assert (roles["executionRoleArn"], "logs:PutLogEvents") in shipped, shipped
+    assert (roles["executionRoleArn"], "logs:CreateLogStream") in shipped, shipped
 
 
 def test_a_task_left_alone_stays_running(stack):
