@@ -118,6 +118,15 @@ def prove(endpoint: str, iam, roles: set[str]) -> Proof:
     return proof
 
 
+def deploy_actions(endpoint: str) -> set[str]:
+    """The IAM actions the deploy itself called (the modules' calls, signed by any key that is not a role's)."""
+    return {
+        call["action"]
+        for call in recorded_calls(endpoint)
+        if call["client"] == "ansible" and ":role/" not in call["principal"] and call["outcome"] == "ok"
+    }
+
+
 def shape(documents: list[dict]) -> set[tuple]:
     """What a policy grants, without the account's identifiers: (Sid, actions, condition operators and keys)."""
     found = set()

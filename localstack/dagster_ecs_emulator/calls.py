@@ -10,7 +10,9 @@ hands each task its task role's credentials as Fargate does; any other key as it
 and the **condition keys** the project's policies test (``ecs:cluster``, ``ecs:CreateAction``,
 ``iam:PassedToService``). Actions AWS authorizes *implicitly* are recorded as calls of their own:
 ``ecs:TagResource`` (context ``ecs:CreateAction=RunTask``) for a ``RunTask`` with tags, and
-``iam:PassRole`` (``iam:PassedToService=ecs-tasks.amazonaws.com``) of the task definition's roles.
+``iam:PassRole`` (``iam:PassedToService=ecs-tasks.amazonaws.com``) of the task definition's roles; a
+``RegisterTaskDefinition`` implies ``iam:PassRole`` of the roles it names (and ``ecs:TagResource`` with
+tags). ``client`` says who sent it: ``ansible`` (the amazon.aws user agent, a deploy) or ``sdk``.
 
 ``GET /_dagster_ecs_emulator/calls`` answers the distinct calls with their counts; ``DELETE`` forgets
 them. ``policy.py`` evaluates them against a role's policies. Only calls the workload makes need an
@@ -166,7 +168,15 @@ def _ecs(scope, action: str, params: dict, answer: dict) -> list[tuple[str, str 
         passed = {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
         entries += [("iam:PassRole", role, passed) for role in sorted(r for r in roles if r)]
         return entries
-    if action in ("DescribeTaskDefinition", "RegisterTaskDefinition", "ListTaskDefinitions"):
+    if action == "RegisterTaskDefinition":
+        passed = {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+        roles = sorted({params.get("taskRoleArn"), params.get("executionRoleArn")} - {None, ""})
+        entries = [("ecs:RegisterTaskDefinition", "*", {})] + [("iam:PassRole", role, passed) for role in roles]
+        revision = (answer.get("taskDefinition") or {}).get("taskDefinitionArn")
+        if params.get("tags") and revision:
+            entries.append(("ecs:TagResource", revision, {"ecs:CreateAction": "RegisterTaskDefinition"}))
+        return entries
+    if action in ("DescribeTaskDefinition", "ListTaskDefinitions"):
         return [(f"ecs:{action}", "*", {})]
     if action in ("DescribeServices", "UpdateService", "DeleteService"):
         services = params.get("services") or [params.get("service", "")]
@@ -275,7 +285,7 @@ class CallRecorder:
             return start_response(code, headers, exc_info)
 
         chunks = self.app(environ, _start)
-        wants_answer = environ.get("HTTP_X_AMZ_TARGET", "").endswith(".RunTask")
+        wants_answer = environ.get("HTTP_X_AMZ_TARGET", "").endswith((".RunTask", ".RegisterTaskDefinition"))
         if wants_answer:
             try:
                 body = b"".join(chunks)
@@ -302,9 +312,10 @@ class CallRecorder:
         if who.startswith("arn:"):
             self.principals[key] = who  # an assumed role's key never changes role
         outcome = "ok" if status.startswith(("2", "3")) else (status.split(" ", 1)[0] or "none")
+        client = "ansible" if "Ansible/" in environ.get("HTTP_USER_AGENT", "") else "sdk"
         with self.lock:
             for action, resource, context in found:
-                entry = (who, action, resource, json.dumps(context, sort_keys=True), outcome)
+                entry = (who, action, resource, json.dumps(context, sort_keys=True), outcome, client)
                 if entry in self.calls or len(self.calls) < MAX_DISTINCT:
                     self.calls[entry] += 1
                 else:
@@ -324,9 +335,10 @@ class CallRecorder:
                     "resource": resource,
                     "context": json.loads(context),
                     "outcome": outcome,
+                    "client": client,
                     "count": count,
                 }
-                for (who, action, resource, context, outcome), count in sorted(self.calls.items(), key=str)
+                for (who, action, resource, context, outcome, client), count in sorted(self.calls.items(), key=str)
             ]
             dropped = self.dropped
         return json_response(start_response, "200 OK", {"calls": calls, "dropped": dropped})

@@ -15,8 +15,10 @@ import subprocess
 import sys
 import urllib.request
 
+import boto3
 import pytest
 from aws_inventory import REGION, clients
+from botocore.config import Config
 from conftest import spawn_emulator
 from dagster_ecs_emulator.calls import CALLS_PATH
 from dagster_ecs_emulator.credentials import ENV, CredentialsRoutes, RoleSessions
@@ -166,3 +168,21 @@ def test_credentials_are_assumed_again_before_they_expire(world):
 
     sessions.sessions[key]["Expiration"] = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=5)
     assert sessions.credentials(world["roles"]["run-task"], "refresh")["AccessKeyId"] != first["AccessKeyId"]
+
+
+def test_a_deploys_task_definition_passes_its_roles_and_says_it_came_from_ansible(emulator, world):
+    recorded(emulator, forget=True)
+    ecs = boto3.session.Session(
+        aws_access_key_id="AKIAOFFLINEREHEARSAL", aws_secret_access_key="x", region_name=REGION
+    ).client("ecs", endpoint_url=emulator.endpoint, config=Config(user_agent="APN/1.0 Ansible/2.18.1 amazon.aws/9.5.0"))
+    ecs.register_task_definition(
+        family="p-run",
+        taskRoleArn=world["roles"]["run-task"],
+        containerDefinitions=[{"name": "run", "image": "local", "essential": True, "memory": 512}],
+    )
+    calls = {(c["principal"], c["action"], c["resource"], c["client"]) for c in recorded(emulator)}
+    deployer = "access-key/AKIAOFFLINEREHEARSAL"
+    assert calls == {
+        (deployer, "ecs:RegisterTaskDefinition", "*", "ansible"),
+        (deployer, "iam:PassRole", world["roles"]["run-task"], "ansible"),
+    }

@@ -24,7 +24,7 @@ import yaml
 from aws_inventory import clients
 from browser import chromium, serve_page
 from conftest import ROOT, free_port, run_playbook
-from iam_proof import EXAMPLE_VALUES, ROLE_TEMPLATES, prove, render_template, shape
+from iam_proof import EXAMPLE_VALUES, ROLE_TEMPLATES, deploy_actions, prove, render_template, shape
 from stage_checks import CHECKS, Stack, request, wait_for, wait_for_status
 
 pytestmark = pytest.mark.integration
@@ -701,6 +701,9 @@ def test_each_roles_calls_are_allowed_by_its_policy_and_nothing_more_is_granted(
         print(f"  {role:28} {action}")
     unused = proof.unused()
     print("granted, not used by any call:", *sorted(f"{r} {a}" for r, a in unused), sep="\n  ")
+    deployed = sorted(deploy_actions(stack["endpoint"]))
+    print(f"the deployer's actions (site.yml, its tags, the migration): {len(deployed)}", *deployed, sep="\n  ")
+    assert {"ecs:RunTask", "iam:PassRole"} <= set(deployed)  # the migration's one-off task, started by the deploy
     assert proof.denied == [], "calls the role's policy does not allow:\n" + "\n".join(proof.denied)
     assert unused == set(GRANTED_UNUSED), "a grant no call uses (remove it, or name why it stays in GRANTED_UNUSED)"
     for job in ("webserver", "daemon", "run"):  # each role acted as itself, and only the daemon started runs
