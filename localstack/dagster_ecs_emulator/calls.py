@@ -277,7 +277,8 @@ class CallRecorder:
         key, _region, service = _scope(environ)
         if not service:
             return self.app(environ, start_response)
-        request_body(environ)  # kept for the recorder; moto gets an unread copy
+        if service != "s3":  # S3's action is in its method and path; its bodies (objects) are not kept
+            request_body(environ)  # kept for the recorder; moto gets an unread copy
         status = []
 
         def _start(code, headers, exc_info=None):
