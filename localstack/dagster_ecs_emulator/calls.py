@@ -23,22 +23,14 @@ evaluates it fails and names it.
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections import Counter
 from urllib.parse import parse_qs, unquote
 
-from .compat import json_response, moto_scope, query_action, request_body, request_json
+from .compat import credential_scope, json_response, moto_scope, query_action, request_body, request_json
 
 CALLS_PATH = "/_dagster_ecs_emulator/calls"
 MAX_DISTINCT = 50_000  # distinct (principal, action, resource, context) entries kept; the rest only counted
-_CREDENTIAL = re.compile(r"Credential=(?P<key>[^/]+)/[^/]+/(?P<region>[^/]+)/(?P<service>[^/]+)/")
-
-
-def _scope(environ) -> tuple[str, str, str]:
-    """(access key, region, signing service) of a SigV4-signed request, or empty strings."""
-    found = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
-    return (found.group("key"), found.group("region"), found.group("service")) if found else ("", "", "")
 
 
 def principal(access_key: str, account: str) -> str:
@@ -116,6 +108,12 @@ def _s3(environ, method: str) -> tuple[str, str]:
 
 
 # --- JSON and query protocols: the action's resource from the request (and the answer) -----------------
+def _passed_to_ecs_tasks(roles) -> list[tuple[str, str, dict]]:
+    """The ``iam:PassRole`` an ECS call implies for each role it hands to the tasks."""
+    passed = {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+    return [("iam:PassRole", role, passed) for role in sorted({r for r in roles if r})]
+
+
 def _ecs_cluster_arn(backend_scope, cluster: str | None) -> str:
     account, region = backend_scope
     cluster = cluster or "default"
@@ -161,17 +159,15 @@ def _ecs(scope, action: str, params: dict, answer: dict) -> list[tuple[str, str 
             entries += [("ecs:TagResource", task["taskArn"], {"ecs:CreateAction": "RunTask"}) for task in started]
         definition = _task_definition_roles(scope, definition_arn) if definition_arn else {}
         overrides = params.get("overrides") or {}
-        roles = {
-            overrides.get("taskRoleArn") or definition.get("taskRoleArn"),
-            overrides.get("executionRoleArn") or definition.get("executionRoleArn"),
-        }
-        passed = {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
-        entries += [("iam:PassRole", role, passed) for role in sorted(r for r in roles if r)]
-        return entries
+        return entries + _passed_to_ecs_tasks(
+            (
+                overrides.get("taskRoleArn") or definition.get("taskRoleArn"),
+                overrides.get("executionRoleArn") or definition.get("executionRoleArn"),
+            )
+        )
     if action == "RegisterTaskDefinition":
-        passed = {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
-        roles = sorted({params.get("taskRoleArn"), params.get("executionRoleArn")} - {None, ""})
-        entries = [("ecs:RegisterTaskDefinition", "*", {})] + [("iam:PassRole", role, passed) for role in roles]
+        roles = (params.get("taskRoleArn"), params.get("executionRoleArn"))
+        entries = [("ecs:RegisterTaskDefinition", "*", {})] + _passed_to_ecs_tasks(roles)
         revision = (answer.get("taskDefinition") or {}).get("taskDefinitionArn")
         if params.get("tags") and revision:
             entries.append(("ecs:TagResource", revision, {"ecs:CreateAction": "RegisterTaskDefinition"}))
@@ -229,12 +225,11 @@ UNSCOPED = {
 }
 
 
-def entries(environ, answer: dict) -> list[tuple[str, str | None, dict]]:
-    """The (action, resource, context) entries of one answered request (empty for non-AWS requests)."""
-    _key, _region, service = _scope(environ)
+def entries(environ, answer: dict, scope: tuple[str, str]) -> list[tuple[str, str | None, dict]]:
+    """The (action, resource, context) entries of one answered request; ``scope``: its (account, region)."""
+    service = credential_scope(environ)[2]
     if not service:
         return []
-    scope = moto_scope(environ)
     method = environ.get("REQUEST_METHOD", "GET")
     if service == "s3":
         action, resource = _s3(environ, method)
@@ -274,7 +269,7 @@ class CallRecorder:
     def __call__(self, environ, start_response):
         if environ.get("PATH_INFO") == CALLS_PATH:
             return self.control(environ, start_response)
-        key, _region, service = _scope(environ)
+        key, _region, service = credential_scope(environ)
         if not service:
             return self.app(environ, start_response)
         if service != "s3":  # S3's action is in its method and path; its bodies (objects) are not kept
@@ -304,14 +299,14 @@ class CallRecorder:
                 answer = json.loads(b"".join(body) or b"{}")
             except ValueError:
                 answer = {}
+        scope = moto_scope(environ)
         try:
-            found = entries(environ, answer)
+            found = entries(environ, answer, scope)
         except Exception as exc:  # noqa: BLE001 - recording must never break the call it records
             found = [(f"unrecorded:{type(exc).__name__}", None, {"error": str(exc)[:200]})]
-        account = moto_scope(environ)[0]
-        who = self.principals.get(key) or principal(key, account)
-        if who.startswith("arn:"):
-            self.principals[key] = who  # an assumed role's key never changes role
+        who = self.principals.get(key)
+        if who is None:  # a key is an assumed role's from its AssumeRole on, or never: look it up once
+            who = self.principals[key] = principal(key, scope[0])
         outcome = "ok" if status.startswith(("2", "3")) else (status.split(" ", 1)[0] or "none")
         client = "ansible" if "Ansible/" in environ.get("HTTP_USER_AGENT", "") else "sdk"
         with self.lock:

@@ -97,12 +97,21 @@ def replace_body(environ: dict, body: bytes) -> None:
     environ["CONTENT_LENGTH"] = str(len(body))
 
 
+_CREDENTIAL = re.compile(r"Credential=(?P<key>[^/]+)/[^/]+/(?P<region>[^/]+)/(?P<service>[^/]+)/")
+
+
+def credential_scope(environ: dict) -> tuple[str, str, str]:
+    """(access key, region, signing name) of a SigV4 ``Authorization`` header, or three empty strings."""
+    found = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+    return (found.group("key"), found.group("region"), found.group("service")) if found else ("", "", "")
+
+
 def moto_scope(environ: dict) -> tuple[str, str]:
     """(account id, region) moto files this request under, as moto itself derives them."""
     from moto.iam.models import get_account_id_from
 
-    credential = re.search(r"Credential=([^/]+)/[^/]+/([^/]+)/", environ.get("HTTP_AUTHORIZATION", ""))
-    access_key, region = (credential.group(1), credential.group(2)) if credential else ("", "us-east-1")
+    access_key, region, _service = credential_scope(environ)
+    region = region or "us-east-1"
     account = (
         os.environ.get("MOTO_ACCOUNT_ID") or environ.get("HTTP_X_MOTO_ACCOUNT_ID") or get_account_id_from(access_key)
     )

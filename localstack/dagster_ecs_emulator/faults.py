@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from .compat import json_response, query_action
+from .compat import credential_scope, json_response, query_action
 
 FAULTS_PATH = "/_dagster_ecs_emulator/faults"
 ENV_VAR = "DAGSTER_ECS_EMULATOR_FAULTS"
@@ -43,14 +43,14 @@ SERVICE_ALIASES = {"elbv2": "elasticloadbalancing", "elb": "elasticloadbalancing
 
 ERRORS = ("throttle", "internal", "unavailable")
 _STATUS = {400: "400 Bad Request", 500: "500 Internal Server Error", 503: "503 Service Unavailable"}
-_SIGNING = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/")
 
 
 def request_service(environ: dict) -> str:
     """The SigV4 signing name of the request (``ec2``, ``s3``, ``elasticloadbalancing``...), or ``""``."""
-    found = _SIGNING.search(environ.get("HTTP_AUTHORIZATION", "")) or re.search(
-        r"X-Amz-Credential=[^&]*?%2F([a-z0-9-]+)%2Faws4_request", environ.get("QUERY_STRING", ""), re.I
-    )
+    signed = credential_scope(environ)[2]
+    if signed:
+        return signed
+    found = re.search(r"X-Amz-Credential=[^&]*?%2F([a-z0-9-]+)%2Faws4_request", environ.get("QUERY_STRING", ""), re.I)
     if found:
         return found.group(1)
     host = environ.get("HTTP_HOST", "").split(":")[0]

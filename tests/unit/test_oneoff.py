@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import boto3
@@ -20,6 +19,7 @@ import pytest
 from aws_inventory import clients as aws_clients
 from conftest import OFFLINE_CREDENTIALS, spawn_emulator
 from dagster_ecs_emulator import runtime
+from iam_proof import recorded_calls
 
 REGION = "ap-southeast-2"
 CLUSTER = "oneoff"
@@ -185,8 +185,7 @@ def test_a_task_acts_as_its_task_role_and_its_agent_as_its_execution_role(stack)
     assert stopped["containers"][0]["exitCode"] == 0, lines
     assert "access key in the environment: False" in lines
     assert f"acting as arn:aws:sts::123456789012:assumed-role/oneoff-task/{task_id}" in lines
-    with urllib.request.urlopen(f"{endpoint}/_dagster_ecs_emulator/calls", timeout=10) as answer:  # noqa: S310
-        calls = json.loads(answer.read())["calls"]
+    calls = recorded_calls(endpoint)
     shipped = {(c["principal"], c["action"]) for c in calls if c["resource"] and c["resource"].endswith(task_id)}
     assert (roles["executionRoleArn"], "logs:PutLogEvents") in shipped, shipped
     assert (roles["executionRoleArn"], "logs:CreateLogStream") in shipped, shipped
