@@ -91,16 +91,14 @@ class CodeServers:
         module: str = "definitions",
         location: str = "dags",
         startup_timeout: float = 180.0,
-        retire_after: float = 0.0,
         niceness: int = 0,
     ):
         self.dir = socket_dir
         self.link = socket_dir / LIVE
         self.module, self.location = module, location
-        self.startup_timeout, self.retire_after = startup_timeout, retire_after
+        self.startup_timeout = startup_timeout
         self.niceness = niceness
         self.current: Server | None = None
-        self.retiring: list[tuple[Server, float]] = []
         self._count = 0
 
     def stop_orphans(self) -> int:
@@ -166,20 +164,14 @@ class CodeServers:
         previous, self.current = self.current, server
         return previous
 
-    def retire(self, server: Server | None, now: bool = False) -> None:
+    def retire(self, server: Server | None) -> None:
+        """Stop ``server`` now, never the live one: the daemon has already let go of it."""
         if server is not None and server is not self.current:
-            self.retiring.append((server, time.monotonic() + (0 if now else self.retire_after)))
-            self.tick()
+            # in the background: a gRPC server takes a second or two to stop
+            threading.Thread(target=self.stop, args=(server,), name=f"stop-{server.version}", daemon=True).start()
 
     def tick(self) -> bool:
-        """Stop the retired servers whose time has come. False when the live server died."""
-        keep = []
-        for server, when in self.retiring:
-            if time.monotonic() >= when:  # in the background: a gRPC server takes a second or two to stop
-                threading.Thread(target=self.stop, args=(server,), name=f"stop-{server.version}", daemon=True).start()
-            else:
-                keep.append((server, when))
-        self.retiring = keep
+        """False when the live server died."""
         return self.current is not None and self.current.running
 
     def stop(self, server: Server, timeout: float = 10.0) -> None:
@@ -197,9 +189,6 @@ class CodeServers:
             LOG.info("stopped the code server of DAG version %s", server.version)
 
     def stop_all(self) -> None:
-        for server, _ in self.retiring:
-            self.stop(server)
-        self.retiring = []
         if self.current:
             self.stop(self.current)
 

@@ -163,10 +163,10 @@ class Deployer:
         old = self.servers.activate(server)
         if self.role != "webserver":
             LOG.info("DAG version %s live; the daemon sees it from its next workspace refresh (<= 60 s)", version)
-            self.servers.retire(old, now=True)
+            self.servers.retire(old)
             return True
         if reload_webserver(self.settings, version):
-            self.servers.retire(old, now=True)
+            self.servers.retire(old)
             return True
         if old is not None:  # the webserver did not take it: back to the server it used
             self.servers.activate(old)
@@ -184,7 +184,7 @@ class Deployer:
             return False
         old = self.servers.activate(server)
         if old is not None:
-            self.servers.retire(old, now=True)
+            self.servers.retire(old)
         if self.role == "webserver":
             reload_webserver(self.settings, directory.name)
         return True

@@ -50,7 +50,7 @@ def test_a_version_goes_live_only_once_its_server_listens_and_the_old_one_stops(
     time.sleep(1)
     assert second.running, "the code server died with the thread that started it"
     assert servers.activate(second) is first
-    servers.retire(first, now=True)
+    servers.retire(first)
     deadline = time.monotonic() + 20
     while first.running and time.monotonic() < deadline:
         time.sleep(0.2)
