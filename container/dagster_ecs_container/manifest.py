@@ -37,6 +37,9 @@ FORMAT = 1
 MANIFEST = "manifest.json"
 HISTORY = "manifests/"
 OBJECTS = "objects/"
+# A version of at least this many files gets a bundle (the publisher), and a sync with at least this
+# many files to download fetches the bundle first (one request) instead of the files one by one.
+BUNDLE_MIN_FILES = 8
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 # Never published: caches, VCS and editor files, tests of the DAGs themselves.
 IGNORED_DIRS = {"__pycache__", ".git", ".pytest_cache", ".mypy_cache", ".ruff_cache", "tests"}

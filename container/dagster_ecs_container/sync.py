@@ -27,8 +27,6 @@ from . import manifest as mf
 
 LOG = logging.getLogger("dagster_ecs.sync")
 KEEP_VERSIONS = 3
-# With at least this many files to download, fetch the manifest's bundle (one request) first.
-BUNDLE_MIN_FILES = 8
 # A version refused for its content (hash mismatch, definitions that do not load) is not staged again
 # at every poll: only after this many seconds (in case the objects were repaired) or when the manifest
 # names another version.
@@ -162,7 +160,7 @@ class DagSync:
             else:
                 wanted.setdefault(entry.sha256, []).append(target)
         requests = 0
-        if manifest.bundle and len(wanted) >= BUNDLE_MIN_FILES:
+        if manifest.bundle and len(wanted) >= mf.BUNDLE_MIN_FILES:
             wanted, requests = self._from_bundle(manifest, staging, wanted), 1
         # Only what changed is downloaded, in parallel; each object is verified against its hash.
         with ThreadPoolExecutor(max_workers=self.workers) as pool:

@@ -44,9 +44,8 @@ def prune_plan(history, live_version, keep):
     return [version for version, _modified in ordered if version not in kept], kept
 
 
-# A new bundle is built when none exists and the version has at least BUNDLE_MIN_FILES files, or when
-# more than max(BUNDLE_SLACK, 10 %) of the files differ from the current bundle's.
-BUNDLE_MIN_FILES = 8
+# A new bundle is built when none exists and the version has at least manifest.BUNDLE_MIN_FILES files,
+# or when more than max(BUNDLE_SLACK, 10 %) of the files differ from the current bundle's.
 BUNDLE_SLACK = 16
 
 

@@ -228,7 +228,6 @@ from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.dagster_ecs.fargate.plugins.module_utils.common import BOTO_ERRORS, client, paginate
 from ansible_collections.dagster_ecs.fargate.plugins.module_utils.dags import (
-    BUNDLE_MIN_FILES,
     bundle_is_stale,
     listing,
     objects_to_upload,
@@ -486,7 +485,7 @@ def publish(module, publisher):
     unchanged = current is not None and current.version == desired.version
     # An unchanged version keeps the live manifest, and with it the bundle it has (or not).
     bundle, bundle_bytes, bundle_state = None, {}, "reused" if unchanged and current.bundle else "none"
-    if not unchanged and len(files) >= BUNDLE_MIN_FILES:
+    if not unchanged and len(files) >= mf.BUNDLE_MIN_FILES:
         bundle, bundle_state = (current.bundle if current else None), "reused"
         if bundle:
             base = (
