@@ -64,12 +64,8 @@ coverage: venv ## Line coverage of the collection's Python by its unit tests (fa
 sanity: venv ## ansible-test sanity on the collection, offline (tests/ansible_sanity.py)
 	$(BIN)/python tests/ansible_sanity.py
 
-lint: venv ## ansible-lint (production profile), yamllint, ruff, hadolint
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --profile production
-	$(BIN)/yamllint -s .
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/hadolint container/Dockerfile
+lint: venv ## ansible-lint (production profile), yamllint, ruff, hadolint: the commands tests/test_lint.py holds
+	$(BIN)/pytest -p no:cacheprovider tests/test_lint.py $(PYTEST_ARGS)
 
 bench: venv ## Benchmarks: DAG publish/sync with 1,000 files vs aws s3 sync; deploy latency, RSS per task, run launch ECS vs default launcher (after make rehearsal)
 	$(BIN)/python tests/bench/dags.py
@@ -81,5 +77,6 @@ constraints: venv ## Re-pin requirements/constraints.txt from the current venv
 	  echo "# Regenerate with: make constraints"; \
 	  $(BIN)/pip freeze --exclude-editable | grep -v '^-e' | sort -f; } > requirements/constraints.txt
 
-clean: down ## Stop local processes and remove the venv and local state
+clean: ## Stop local processes (when there is a venv to do it with) and remove the venv and local state
+	if [ -x $(PLAYBOOK) ]; then $(MAKE) down; fi
 	rm -rf $(VENV) .state .pytest_cache .ruff_cache
