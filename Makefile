@@ -61,8 +61,8 @@ molecule: venv ## Every role's molecule scenario, in site.yml's order, on one fr
 coverage: venv ## Line coverage of the collection's Python by its unit tests (fails under 90 %)
 	$(BIN)/pytest tests/unit/plugins tests/unit/test_tagged.py tests/unit/test_taskdef.py -n auto --dist loadfile --cov --cov-report=term-missing
 
-sanity: venv ## ansible-test sanity on the collection, offline (tests/ansible_sanity.py)
-	$(BIN)/python tests/ansible_sanity.py
+sanity: venv ## ansible-test sanity on the collection, offline (tests/support/ansible_sanity.py)
+	$(BIN)/python tests/support/ansible_sanity.py
 
 lint: venv ## ansible-lint (production profile), yamllint, ruff, hadolint: the commands tests/test_lint.py holds
 	$(BIN)/pytest -p no:cacheprovider tests/test_lint.py $(PYTEST_ARGS)

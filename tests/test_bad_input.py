@@ -14,7 +14,9 @@ import threading
 import urllib.parse
 
 import pytest
-from conftest import OFFLINE_CREDENTIALS, free_port, run_playbook
+from support.emulator import OFFLINE_CREDENTIALS
+from support.net import free_port
+from support.playbook import run_playbook
 
 pytestmark = pytest.mark.integration  # each case runs ansible-playbook
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import run_python
+from support.playbook import run_python
 
 pytestmark = pytest.mark.slow
 

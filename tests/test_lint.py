@@ -6,7 +6,7 @@ import os
 import subprocess
 
 import pytest
-from conftest import BIN, ROOT
+from support.paths import BIN, ROOT
 
 pytestmark = pytest.mark.slow  # ansible-lint alone takes minutes
 

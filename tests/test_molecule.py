@@ -14,7 +14,8 @@ import re
 import time
 
 import pytest
-from conftest import ROOT, run_python
+from support.paths import ROOT
+from support.playbook import run_python
 
 pytestmark = [pytest.mark.integration, pytest.mark.molecule]
 

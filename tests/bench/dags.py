@@ -33,7 +33,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import OFFLINE_CREDENTIALS, free_port, run_playbook, wait_for_health  # noqa: E402
+from support.emulator import OFFLINE_CREDENTIALS, wait_for_health  # noqa: E402
+from support.net import free_port  # noqa: E402
+from support.playbook import run_playbook  # noqa: E402
 
 BIN = Path(sys.executable).parent
 BUCKET = "dags-bench"

@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from aws_inventory import clients  # noqa: E402
+from support.aws_inventory import clients  # noqa: E402
 
 PROJECT = "dagster-ecs"
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}

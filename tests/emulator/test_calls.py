@@ -17,12 +17,12 @@ import urllib.request
 
 import boto3
 import pytest
-from aws_inventory import REGION, clients
 from botocore.config import Config
-from conftest import spawn_emulator
 from dagster_ecs_emulator.calls import CALLS_PATH
 from dagster_ecs_emulator.credentials import ENV, CredentialsRoutes, RoleSessions
 from dagster_ecs_emulator.metadata import MetadataEndpoint
+from support.aws_inventory import REGION, clients
+from support.emulator import spawn_emulator
 
 ACCOUNT = "123456789012"
 TRUST = json.dumps(

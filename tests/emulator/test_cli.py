@@ -8,8 +8,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, free_port
 from dagster_ecs_emulator.server import build_app
+from support.net import free_port
+from support.paths import ROOT
 
 
 def cli(*args):

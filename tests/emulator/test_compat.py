@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import run_playbook
 from dagster_ecs_emulator.compat import SHIMS
+from support.playbook import run_playbook
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 

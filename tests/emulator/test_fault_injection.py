@@ -10,8 +10,8 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from conftest import OFFLINE_CREDENTIALS, spawn_emulator
 from dagster_ecs_emulator.faults import FAULTS_PATH, FaultInjector, FaultRule, error_response
+from support.emulator import OFFLINE_CREDENTIALS, spawn_emulator
 
 REGION = OFFLINE_CREDENTIALS["AWS_DEFAULT_REGION"]
 

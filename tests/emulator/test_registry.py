@@ -14,7 +14,7 @@ import json
 from urllib.parse import quote, urlsplit
 
 import pytest
-from aws_inventory import REGION, clients
+from support.aws_inventory import REGION, clients
 
 REPOSITORY = "dagster-ecs"
 SCHEMA2 = "application/vnd.docker.distribution.manifest.v2+json"

@@ -16,10 +16,13 @@ from pathlib import Path
 
 import boto3
 import pytest
-from conftest import OFFLINE_CREDENTIALS, ROOT, free_port, run_playbook, wait_for_health
 from dagster_ecs_container import manifest as mf
 from dagster_ecs_container.entrypoint import validate_definitions
 from dagster_ecs_container.sync import DagSync
+from support.emulator import OFFLINE_CREDENTIALS, wait_for_health
+from support.net import free_port
+from support.paths import ROOT
+from support.playbook import run_playbook
 
 pytestmark = pytest.mark.integration
 BUCKET = "dags-under-test"

@@ -1,6 +1,6 @@
 """Another emulator on the profile's endpoint: LocalStack Community is understood before anything is deployed.
 
-tests/localstack_stub.py answers like localstack-core 2026.3.0 (its /_localstack/health, and HTTP 501
+tests/support/localstack_stub.py answers like localstack-core 2026.3.0 (its /_localstack/health, and HTTP 501
 license answers for ECS, RDS, ELBv2, EFS, ECR, Cloud Map and Application Auto Scaling), forwarding the
 APIs it does serve to an embedded emulator when given one.
 """
@@ -12,8 +12,10 @@ import shutil
 
 import boto3
 import pytest
-from conftest import OFFLINE_CREDENTIALS, ROOT, run_playbook
-from localstack_stub import LocalStackStub
+from support.emulator import OFFLINE_CREDENTIALS
+from support.localstack_stub import LocalStackStub
+from support.paths import ROOT
+from support.playbook import run_playbook
 
 pytestmark = pytest.mark.integration
 BUCKET = "dagster-ecs-dags-123456789012-ap-southeast-2"

@@ -34,8 +34,9 @@ import urllib.request
 
 import pytest
 import yaml
-from aws_inventory import clients, leftovers
-from conftest import BIN, RECAP, ROOT, PlaybookRun, offline_environment, playbook_environment, run_playbook
+from support.aws_inventory import clients, leftovers
+from support.paths import BIN, ROOT
+from support.playbook import RECAP, PlaybookRun, offline_environment, playbook_environment, run_playbook
 
 pytestmark = pytest.mark.integration
 
@@ -79,7 +80,7 @@ RETRIED = {
     ],
 }
 
-# What tests/aws_inventory.py finds of a whole deployment (db_snapshots: the instance's automated backup).
+# What tests/support/aws_inventory.py finds of a whole deployment (db_snapshots: the instance's automated backup).
 EVERY_KIND = {
     "vpcs", "subnets", "security_groups", "route_tables", "internet_gateways", "buckets", "file_systems",
     "access_points", "ecr_repositories", "secrets", "db_instances", "db_subnet_groups", "db_snapshots", "iam_roles",

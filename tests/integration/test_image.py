@@ -7,9 +7,9 @@ and needs no base image. Then: ECR lists the tag, the registry serves the image 
 (``docker pull``), a second run changes nothing, and so does check mode.
 
 The engine: one that answers already (``docker info``) is used as is; otherwise, when
-Debian's docker.io is installed, tests/docker_engine.py starts a private ``dockerd`` (no
+Debian's docker.io is installed, tests/support/docker_engine.py starts a private ``dockerd`` (no
 bridge, no iptables, its own socket and directories) and stops it afterwards. The docker CLI
-needs the buildx plugin (``python tests/docker_engine.py install-buildx``). Without an engine
+needs the buildx plugin (``python tests/support/docker_engine.py install-buildx``). Without an engine
 or buildx the tests are skipped, except in CI (``CI=true``), where they fail.
 """
 
@@ -24,9 +24,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from aws_inventory import clients
-from conftest import offline_environment, run_playbook
-from docker_engine import Engine, buildx_answers, docker_answers, find_buildx
+from support.aws_inventory import clients
+from support.docker_engine import Engine, buildx_answers, docker_answers, find_buildx
+from support.playbook import offline_environment, run_playbook
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +64,7 @@ def docker(tmp_path_factory):
     env["DOCKER_CONFIG"] = str(config)
     try:
         if not buildx_answers(env):
-            _unavailable("the docker CLI has no buildx plugin (python tests/docker_engine.py install-buildx)")
+            _unavailable("the docker CLI has no buildx plugin (python tests/support/docker_engine.py install-buildx)")
         yield env
     finally:
         if engine.started:

@@ -26,9 +26,10 @@ from pathlib import Path
 import boto3
 import psycopg2
 import pytest
-from conftest import OFFLINE_CREDENTIALS, offline_environment, run_playbook
 from dagster_ecs_container.settings import short_socket_dir
-from stage_checks import request, wait_for
+from support.emulator import OFFLINE_CREDENTIALS
+from support.net import request, wait_for
+from support.playbook import offline_environment, run_playbook
 
 pytestmark = pytest.mark.integration
 PROJECT = "dagster-ecs"

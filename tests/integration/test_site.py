@@ -10,7 +10,7 @@ the emulator's ACM. That one deployment serves:
   the file system and the DAG bucket are private and encrypted;
 - HTTPS: the 443 listener forwards, port 80 redirects; the stages the certificate shapes converge;
 - teardown: it refuses without confirmation; then, with resources of *another* project created
-  next to ours under names a sloppy prefix or Name-tag match would catch (tests/look_alikes.py),
+  next to ours under names a sloppy prefix or Name-tag match would catch (tests/support/look_alikes.py),
   it deletes everything of ours but the final snapshot and none of theirs.
 
 The offline site.yml end to end (every stage's resources, the plain-HTTP listener, a check-mode
@@ -24,14 +24,16 @@ import datetime
 import json
 from pathlib import Path
 
-import look_alikes
 import pytest
-from aws_inventory import clients, leftovers
-from conftest import OFFLINE_CREDENTIALS, ROOT, offline_environment, run_playbook
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from support import look_alikes
+from support.aws_inventory import clients, leftovers
+from support.emulator import OFFLINE_CREDENTIALS
+from support.paths import ROOT
+from support.playbook import offline_environment, run_playbook
 
 pytestmark = pytest.mark.integration
 

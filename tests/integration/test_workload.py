@@ -1,7 +1,7 @@
 """The offline rehearsal, end to end: site.yml builds every stage and serves a real Dagster.
 
 site.yml on a fresh emulator (ports chosen free; the offline profile starts it), every stage's
-resources are read back through boto3 (tests/stage_checks.py), a check-mode re-run changes
+resources are read back through boto3 (tests/support/stage_checks.py), a check-mode re-run changes
 nothing; then the workload is exercised the way a user and the AWS infrastructure would: through
 nginx, with the credentials from the emulated Secrets Manager, against the local ECS runtime's
 tasks and its real PostgreSQL: nginx basic auth, /health, GraphQL, PostgreSQL, recovery, DAG
@@ -21,11 +21,13 @@ from pathlib import Path
 import psycopg2
 import pytest
 import yaml
-from aws_inventory import clients
-from browser import chromium, serve_page
-from conftest import ROOT, free_port, run_playbook
-from iam_proof import EXAMPLE_VALUES, ROLE_TEMPLATES, deploy_actions, prove, render_template, shape
-from stage_checks import CHECKS, Stack, request, wait_for, wait_for_status
+from support.aws_inventory import clients
+from support.browser import chromium, serve_page
+from support.iam_proof import EXAMPLE_VALUES, ROLE_TEMPLATES, deploy_actions, prove, render_template, shape
+from support.net import free_port, request, wait_for, wait_for_status
+from support.paths import ROOT
+from support.playbook import run_playbook
+from support.stage_checks import CHECKS, Stack
 
 pytestmark = pytest.mark.integration
 PROJECT = "dagster-ecs"

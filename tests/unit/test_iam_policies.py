@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from iam_proof import ACCOUNT, REGION, render_template
-from iam_proof import EXAMPLE_VALUES as VALUES
 from parliament import analyze_policy_string
+from support.iam_proof import ACCOUNT, REGION, render_template
+from support.iam_proof import EXAMPLE_VALUES as VALUES
 
 # Actions AWS does not let a policy scope to a resource (the service authorization reference).
 UNSCOPABLE = {"ecr:GetAuthorizationToken", "ecs:DescribeTaskDefinition", "ec2:DescribeNetworkInterfaces"}

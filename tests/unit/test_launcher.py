@@ -13,7 +13,6 @@ import json
 import boto3
 import pytest
 import yaml
-from conftest import OFFLINE_CREDENTIALS, spawn_emulator
 from dagster._core.code_pointer import ModuleCodePointer
 from dagster._core.instance_for_test import instance_for_test
 from dagster._core.launcher import LaunchRunContext
@@ -23,6 +22,7 @@ from dagster_aws.ecs import EcsRunLauncher
 from dagster_ecs_container.config import render, template, values
 from dagster_ecs_container.launcher import GuardedEcsRunLauncher, RunTagRefused, refused_tags
 from dagster_ecs_container.settings import Settings
+from support.emulator import OFFLINE_CREDENTIALS, spawn_emulator
 
 PROJECT = "dagster-ecs"
 IMAGE = "123456789012.dkr.ecr.ap-southeast-2.amazonaws.com/dagster-ecs:0.1.0"

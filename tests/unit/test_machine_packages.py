@@ -131,7 +131,7 @@ def test_the_image_and_browser_tests_get_docker_buildx_and_chromium(machine):
     code, output, calls = machine.run("test")
     assert code == 0, output
     assert calls[1] == "apt-get install -y -qq --no-install-recommends docker.io chromium policy=yes"
-    assert calls[2] == f"python3 {ROOT}/tests/docker_engine.py install-buildx"
+    assert calls[2] == f"python3 {ROOT}/tests/support/docker_engine.py install-buildx"
 
 
 def test_not_root_uses_sudo_when_it_needs_no_password(machine):

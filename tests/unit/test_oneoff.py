@@ -16,10 +16,10 @@ from pathlib import Path
 
 import boto3
 import pytest
-from aws_inventory import clients as aws_clients
-from conftest import OFFLINE_CREDENTIALS, spawn_emulator
 from dagster_ecs_emulator import runtime
-from iam_proof import recorded_calls
+from support.aws_inventory import clients as aws_clients
+from support.emulator import OFFLINE_CREDENTIALS, spawn_emulator
+from support.iam_proof import recorded_calls
 
 REGION = "ap-southeast-2"
 CLUSTER = "oneoff"

@@ -12,9 +12,9 @@ ROLES = sorted(p for p in (ROOT / "roles").iterdir() if p.is_dir())
 
 
 def test_readmes_are_up_to_date():
-    import role_docs
+    from support import role_docs
 
-    assert role_docs.main(["--check"]) == 0, "run: python tests/role_docs.py"
+    assert role_docs.main(["--check"]) == 0, "run: python tests/support/role_docs.py"
 
 
 @pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)

@@ -6,7 +6,7 @@ import itertools
 import socket
 
 import pytest
-from stage_checks import wait_for, wait_for_status
+from support.net import wait_for, wait_for_status
 
 
 def test_returns_the_first_value_until_accepts():

@@ -20,7 +20,7 @@ import jinja2
 from dagster_ecs_emulator.calls import CALLS_PATH
 from dagster_ecs_emulator.policy import decide, granted_actions
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "roles" / "iam" / "templates"
+TEMPLATES = Path(__file__).resolve().parents[2] / "roles" / "iam" / "templates"
 # Each task role's policy, by the role's name suffix: its template and the job it renders for.
 ROLE_TEMPLATES = {
     "webserver-task": ("task-policy.json.j2", "webserver"),

@@ -12,10 +12,10 @@ bookworm does not package; ``install-buildx`` extracts Debian's ``docker-buildx`
 it needs only libc6 >= 2.34) into ``/usr/local/lib/docker/cli-plugins`` with apt, without
 changing the machine's apt sources.
 
-    python tests/docker_engine.py start [--root DIR]   # prints the DOCKER_HOST to export
-    python tests/docker_engine.py stop [--root DIR]
-    python tests/docker_engine.py install-buildx [--dest DIR]
-    python tests/docker_engine.py base [--name dagster-ecs-base:bookworm]   # debootstrap a base image
+    python tests/support/docker_engine.py start [--root DIR]   # prints the DOCKER_HOST to export
+    python tests/support/docker_engine.py stop [--root DIR]
+    python tests/support/docker_engine.py install-buildx [--dest DIR]
+    python tests/support/docker_engine.py base [--name dagster-ecs-base:bookworm]   # debootstrap a base image
 """
 
 from __future__ import annotations

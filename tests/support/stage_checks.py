@@ -4,7 +4,7 @@ One function per site.yml stage tag, each taking a :class:`Stack` (the emulator 
 project and the state directory). Used by tests/integration/test_workload.py after a whole site.yml and
 by the molecule scenarios' verify step (molecule/shared/verify.yml), one stage at a time:
 
-    python tests/stage_checks.py network --endpoint http://127.0.0.1:4566 --project dagster-ecs
+    python tests/support/stage_checks.py network --endpoint http://127.0.0.1:4566 --project dagster-ecs
 
 Exits 0 and prints ``ok: <stage>`` or exits 1 with the failed assertion.
 """
@@ -12,16 +12,16 @@ Exits 0 and prints ``ok: <stage>`` or exits 1 with the failed assertion.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import sys
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aws_inventory import REGION, clients, leftovers
+if __package__ in (None, ""):  # run as a script (molecule's verify): python tests/support/stage_checks.py
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from support.aws_inventory import REGION, clients, leftovers  # noqa: E402
+from support.net import request, wait_for  # noqa: E402
 
 ACCOUNT = "123456789012"
 
@@ -349,43 +349,6 @@ def outputs(stack: Stack) -> None:
     for arn in values["secrets"].values():
         password = json.loads(sm.get_secret_value(SecretId=arn)["SecretString"])["password"]
         assert password not in text
-
-
-def request(url, auth=None, data=None, timeout=10, headers=None) -> tuple[int | None, bytes]:
-    """GET (POST with ``data``, as JSON unless ``headers`` say otherwise) with optional basic auth:
-    ``(status, body)``, ``(None, error)`` if nothing answers. The one HTTP helper of the tests
-    (test_workload uses it too)."""
-    headers = {**({"Content-Type": "application/json"} if data is not None else {}), **(headers or {})}
-    if auth:
-        headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, data=data, headers=headers), timeout=timeout) as answer:
-            return answer.status, answer.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
-    except OSError as err:  # refused, reset, timed out: nothing (yet) serves the URL
-        return None, str(err).encode()
-
-
-def wait_for(probe, timeout, interval=1.0, what="condition", until=bool):
-    """``probe()``'s first value that ``until`` accepts (by default: the first truthy one), tried every
-    ``interval`` s; after ``timeout`` s an AssertionError that names ``what`` and the last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if until(value):
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; the last answer: {value!r}")
-        time.sleep(interval)
-
-
-def wait_for_status(url, status, timeout, interval=1.0, what=None, request_timeout=10):
-    """Until a GET of ``url`` answers HTTP ``status``; on timeout the error names the last status."""
-    what = what or f"{url} to answer {status}"
-    return wait_for(
-        lambda: request(url, timeout=request_timeout)[0], timeout, interval, what, until=lambda now: now == status
-    )
 
 
 def _local_url(stack: Stack) -> str:

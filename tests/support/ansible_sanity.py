@@ -1,7 +1,7 @@
 """Run ``ansible-test sanity`` on the dagster_ecs.fargate collection, without Galaxy or ci-files.testing.ansible.com.
 
-python tests/ansible_sanity.py                  # every sanity test (tests/test_ansible_sanity.py runs this)
-python tests/ansible_sanity.py --test pylint    # extra arguments go to ansible-test sanity
+python tests/support/ansible_sanity.py                  # every sanity test (tests/test_ansible_sanity.py runs this)
+python tests/support/ansible_sanity.py --test pylint    # extra arguments go to ansible-test sanity
 
 What it sets up, so that it works on a fresh clone with no stdin and an empty HOME:
 
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 COLLECTION = ROOT / "collections" / "ansible_collections" / "dagster_ecs" / "fargate"
 STATE_HOME = ROOT / ".state" / "ansible-test"
@@ -49,7 +49,7 @@ _LONGEST_VENV_PYTHON = f"/.ansible/test/venv/sanity.integration-aliases/{PYTHON_
 _NOT_CONTENT = shutil.ignore_patterns("__pycache__", ".pytest_cache", "*.pyc", "*.pyo", "*.retry")
 
 GET_PIP = '''\
-"""Stand-in for get-pip.py, written by tests/ansible_sanity.py: ci-files.testing.ansible.com is not reachable.
+"""Stand-in for get-pip.py, written by tests/support/ansible_sanity.py: ci-files.testing.ansible.com is not reachable.
 
 ansible-test runs it with the new virtual environment's Python, as
 ``python get_pip.py --disable-pip-version-check pip==X.Y [--no-setuptools] [--no-wheel]``.

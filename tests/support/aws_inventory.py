@@ -1,7 +1,7 @@
 """What of a project exists in an AWS account (or the emulator), read through boto3.
 
 Used by the integration tests to assert what site.yml created and that teardown left
-nothing; also handy by hand: python tests/aws_inventory.py http://127.0.0.1:4566 dagster-ecs
+nothing; also handy by hand: python tests/support/aws_inventory.py http://127.0.0.1:4566 dagster-ecs
 """
 
 from __future__ import annotations
