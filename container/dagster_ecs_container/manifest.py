@@ -15,7 +15,9 @@ one upload.
 A publish uploads only objects the bucket does not hold yet, then the manifest. A sync
 downloads only files whose hash it does not have, verifies every hash and swaps the
 directory atomically. The publisher (collection module ``dag_publish``) and the container
-(``dagster_ecs_container.sync``) both use this module.
+(``dagster_ecs_container.sync``) both use this module: every name, key and bound the two
+sides share is defined here, once. What a publish writes (the publisher's policy) is
+decided in ``dagster_ecs_container.plan``.
 """
 
 from __future__ import annotations
@@ -34,12 +36,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 FORMAT = 1
+# The prefix both sides use unless told otherwise (dag_publish's `prefix`, the role's `dags_prefix`,
+# the containers' DAGSTER_DAGS_PREFIX; tests/unit/plugins/test_dag_plan.py checks they agree).
+DEFAULT_PREFIX = "dags/"
 MANIFEST = "manifest.json"
 HISTORY = "manifests/"
 OBJECTS = "objects/"
 # A version of at least this many files gets a bundle (the publisher), and a sync with at least this
 # many files to download fetches the bundle first (one request) instead of the files one by one.
 BUNDLE_MIN_FILES = 8
+# The publisher builds a new bundle when more than max(BUNDLE_SLACK, 10 %) of a version's files differ
+# from the live bundle's (a task starting cold then downloads at most that many files one by one).
+BUNDLE_SLACK = 16
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 # Never published: caches, VCS and editor files, tests of the DAGs themselves.
 IGNORED_DIRS = {"__pycache__", ".git", ".pytest_cache", ".mypy_cache", ".ruff_cache", "tests"}
@@ -211,3 +219,20 @@ def key(prefix: str, name: str) -> str:
     """S3 key of ``name`` (``manifest.json``, ``objects/<sha>``, ...) under the DAG prefix."""
     prefix = prefix.strip("/")
     return f"{prefix}/{name}" if prefix else name
+
+
+def history_name(version: str) -> str:
+    """Name (below the DAG prefix) of the history manifest of ``version``."""
+    return f"{HISTORY}{version}.json"
+
+
+def history_version(name: str) -> str | None:
+    """The version of a name below ``HISTORY`` (a listing's key without the prefix), None for anything else."""
+    if name.endswith(".json") and "/" not in name:
+        return name[: -len(".json")]
+    return None
+
+
+def object_name(sha256: str) -> str:
+    """Name (below the DAG prefix) of the object holding the content ``sha256`` (a file or a bundle)."""
+    return OBJECTS + sha256

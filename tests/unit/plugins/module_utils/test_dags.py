@@ -1,30 +1,19 @@
-"""module_utils.dags: planning DAG publishes (pure functions)."""
+"""module_utils.dags: what the DAG modules show in --diff (pure functions).
+
+The publish planning these tests also covered moved to the container package with the functions
+(``dagster_ecs_container.plan``): test_plan, test_objects_to_upload_are_new_contents_once,
+test_prune_plan_keeps_the_newest_and_the_live_one and test_bundle_is_stale are in
+tests/unit/plugins/test_dag_plan.py, with their names.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 from ansible_collections.dagster_ecs.fargate.plugins.module_utils import dags
-from dagster_ecs_container.manifest import FileEntry
+from dagster_ecs_container.manifest import FileEntry, Manifest
 
 
 def entry(char, size=1):
     return FileEntry(char * 64, size)
-
-
-CURRENT = {"a.py": entry("a"), "b.py": entry("b"), "gone.py": entry("c")}
-DESIRED = {"a.py": entry("a"), "b.py": entry("d"), "new.py": entry("e"), "copy.py": entry("a")}
-
-
-def test_plan():
-    assert dags.plan(CURRENT, DESIRED) == (["copy.py", "new.py"], ["b.py"], ["gone.py"])
-    assert dags.plan(None, {"x": entry("a")}) == (["x"], [], [])
-    assert dags.plan(CURRENT, CURRENT) == ([], [], [])
-
-
-def test_objects_to_upload_are_new_contents_once():
-    assert dags.objects_to_upload(CURRENT, DESIRED) == ["d" * 64, "e" * 64]
-    assert dags.objects_to_upload(None, {"x": entry("a"), "y": entry("a")}) == ["a" * 64]
 
 
 def test_listing():
@@ -34,22 +23,15 @@ def test_listing():
     assert dags.listing(None) == ""
 
 
-def test_prune_plan_keeps_the_newest_and_the_live_one():
-    now = datetime(2026, 1, 1)
-    history = [(f"v{i}", now + timedelta(minutes=i)) for i in range(5)]
-    assert dags.prune_plan(history, "v4", 2) == (["v2", "v1", "v0"], ["v4", "v3"])
-    assert dags.prune_plan(history, "v0", 2) == (["v2", "v1"], ["v4", "v3", "v0"])
-    assert dags.prune_plan(history, None, 10) == ([], ["v4", "v3", "v2", "v1", "v0"])
-
-
-def test_bundle_is_stale():
-    files = {f"f{i}": entry("a") for i in range(200)}
-    assert dags.bundle_is_stale(None, files)
-    assert not dags.bundle_is_stale(files, files)
-    changed = dict(files, **{f"f{i}": entry("b") for i in range(20)})
-    assert not dags.bundle_is_stale(files, changed)  # 20 of 200: 10 %
-    changed["f20"] = entry("b")
-    assert dags.bundle_is_stale(files, changed)  # 21 > max(16, 20)
-    small = {f"f{i}": entry("a") for i in range(10)}
-    assert not dags.bundle_is_stale({}, dict(small, **{f"n{i}": entry("b") for i in range(6)}))  # 16 new
-    assert dags.bundle_is_stale({}, dict(small, **{f"n{i}": entry("b") for i in range(7)}))
+def test_diff_of_a_first_publish_and_of_a_change():
+    first = Manifest(files={"a.py": entry("a", 3)}, created_by="t")
+    second = Manifest(files={"a.py": entry("b", 4)}, created_by="t")
+    assert dags.diff(None, first) == {
+        "before_header": "(nothing published)",
+        "after_header": first.version,
+        "before": "",
+        "after": f"a.py  {'a' * 12}  3\n",
+    }
+    change = dags.diff(first, second)
+    assert (change["before_header"], change["after_header"]) == (first.version, second.version)
+    assert change["before"] == f"a.py  {'a' * 12}  3\n" and change["after"] == f"a.py  {'b' * 12}  4\n"

@@ -1,4 +1,5 @@
-"""dag_publish: content-addressed DAG versions in S3 (moto's S3 and Secrets Manager, a loopback webserver).
+"""dag_publish: content-addressed DAG versions in S3 (moto's S3). The webserver's notification, which was
+part of this module, is dag_notify's: its tests, with their names, are in test_dag_notify.py.
 
 The definitions' validation (a Dagster import in a subprocess, seconds) is replaced by a recording fake,
 except in one test that runs the real loader on a directory it rejects before importing Dagster.
@@ -14,10 +15,9 @@ from ansible_collections.dagster_ecs.fargate.plugins.modules import dag_publish
 from botocore.exceptions import EndpointConnectionError
 from dagster_ecs_container import manifest as mf
 
-from unit.plugins.harness import ACCOUNT, FakeOpenUrl, Reply, client_error, closed_port_url, warnings_of
+from unit.plugins.harness import ACCOUNT, Reply, client_error, warnings_of
 
 BUCKET = "dagster-ecs-dags"
-SECRET = "dagster-ecs/basic-auth"
 
 
 @pytest.fixture
@@ -204,8 +204,9 @@ def test_missing_or_empty_directory(run_module, s3, tmp_path, validated, make):
 def test_arguments(run_module, aws, src, validated):
     assert "src" in run_module(dag_publish, {"bucket": BUCKET})["msg"]
     assert "version" in run_module(dag_publish, {"bucket": BUCKET, "state": "rollback"})["msg"]
+    # The notification is dag_notify's (test_dag_notify.py::test_arguments: its url needs its secret).
     result = run_module(dag_publish, {"bucket": BUCKET, "src": str(src), "notify_url": "http://x"})
-    assert result["failed"] and "notify_secret" in result["msg"]
+    assert result["failed"] and "Unsupported parameters" in result["msg"] and "notify_url" in result["msg"]
     result = run_module(dag_publish, {"bucket": BUCKET, "src": str(src), "keep_versions": 0})
     assert result["msg"] == "keep_versions must be at least 1 (the live version is always kept)"
     assert aws.calls == []
@@ -373,6 +374,65 @@ def test_aws_errors(run_module, s3, src, validated, aws, operation, message):
     result = publish(run_module, src)
     assert result["failed"] and result["msg"].startswith(message)
     assert result["error"]["code"] == "AccessDenied"
+
+
+def test_a_failed_history_listing_leaves_the_bucket_untouched(run_module, s3, src, validated, aws):
+    """The history is listed (what to prune) before the first write: its failure changes nothing."""
+    (first,) = publish_versions(run_module, s3, src, 1)
+    before = keys(s3)
+    write(src, {"lib/util.py": "X = 'new'\n"})
+    aws.forget()
+    aws.fail("ListObjectsV2", "AccessDenied", status=403, times=1)
+    result = publish(run_module, src)
+    assert result["failed"] and result["msg"].startswith(f"Failed to list the manifest history (s3://{BUCKET}/dags/)")
+    assert aws.count("PutObject") == aws.count("DeleteObjects") == 0
+    assert keys(s3) == before and live(s3).version == first
+
+
+@pytest.mark.parametrize("failing", ["manifest", "objects"])
+def test_a_failed_prune_read_leaves_the_bucket_untouched(run_module, s3, src, validated, aws, failing):
+    """With versions to prune, the kept manifests are read and the objects listed before anything is written."""
+    first, second = publish_versions(run_module, s3, src, 2, keep_versions=1)
+    before = keys(s3)
+    write(src, {"lib/util.py": "X = 'new'\n"})
+    aws.forget()
+    if failing == "manifest":
+
+        def refuse_history(call, params):
+            if params["Key"].startswith("dags/manifests/"):
+                raise client_error("GetObject", "AccessDenied", status=403)
+            return call()
+
+        aws.answer("GetObject", refuse_history)
+        message = f"Failed to read dags/manifests/{second}.json (s3://{BUCKET}/dags/)"
+    else:
+
+        def refuse_objects(call, params):
+            if params["Prefix"] == "dags/objects/":
+                raise client_error("ListObjectsV2", "AccessDenied", status=403)
+            return call()
+
+        aws.answer("ListObjectsV2", refuse_objects)
+        message = f"Failed to prune the manifest history (s3://{BUCKET}/dags/)"
+    result = publish(run_module, src, keep_versions=1)
+    assert result["failed"] and result["msg"].startswith(message), result["msg"]
+    assert aws.count("PutObject") == aws.count("DeleteObjects") == 0
+    assert keys(s3) == before and live(s3).version == second and first
+
+
+def test_the_published_version_is_what_dag_notify_is_given(run_module, s3, src, validated, aws, http_server):
+    """The role's flow: publish, then (changed) dag_notify with the published version."""
+    from ansible_collections.dagster_ecs.fargate.plugins.modules import dag_notify
+
+    aws.client("secretsmanager").create_secret(
+        Name="dagster-ecs/basic-auth", SecretString=json.dumps({"username": "admin", "password": "pw"})
+    )
+    result = publish(run_module, src)
+    http_server.routes[("POST", "/_dags/sync")] = Reply(200, {"version": result["version"], "changed": True})
+    args = {"url": http_server.url, "secret": "dagster-ecs/basic-auth", "version": result["version"]}
+    notified = run_module(dag_notify, args)
+    assert result["changed"] and notified["changed"] and notified["live"]["confirmed"]
+    assert live(s3).version == notified["live"]["version"]
 
 
 def test_manifest_write_error(run_module, s3, src, validated, aws):
@@ -553,151 +613,3 @@ def test_rollback_check_error(run_module, s3, src, validated, aws):
     aws.fail("HeadObject", "AccessDenied", status=403)
     result = rollback(run_module, first)
     assert result["failed"] and result["msg"].startswith("Failed to check the version's files")
-
-
-# --- telling the webserver ----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def secret(aws):
-    aws.client("secretsmanager").create_secret(
-        Name=SECRET, SecretString=json.dumps({"username": "admin", "password": "pw"})
-    )
-    aws.forget()
-
-
-def notify_args(url):
-    return {"notify_url": url + "/", "notify_secret": SECRET, "notify_timeout": 5}
-
-
-def test_notify_confirmed(run_module, s3, src, validated, secret, http_server):
-    version = mf.version_of(mf.scan(src))
-    http_server.routes[("POST", "/_dags/sync")] = Reply(200, {"version": version, "seconds": 1.5})
-    result = publish(run_module, src, **notify_args(http_server.url))
-    assert result["changed"]
-    assert result["live"] == {"url": http_server.url + "/", "confirmed": True, "version": version, "seconds": 1.5}
-    request = http_server.requests[0]
-    assert request.headers["Authorization"].startswith("Basic ")
-    assert request.headers["Content-Type"] == "application/json"
-
-
-def test_notify_not_when_unchanged_or_in_check_mode(run_module, s3, src, validated, secret, http_server):
-    publish(run_module, src)
-    assert "live" not in publish(run_module, src, **notify_args(http_server.url))
-    write(src, {"lib/util.py": "X = 5\n"})
-    assert "live" not in publish(run_module, src, _ansible_check_mode=True, **notify_args(http_server.url))
-    assert http_server.requests == []
-
-
-def test_notify_refused_fails_naming_the_rollback(run_module, s3, src, validated, secret, http_server):
-    http_server.routes[("POST", "/_dags/sync")] = Reply(
-        409, {"version": "0ld0ld0ld0ld0ld0", "last_error": "ImportError: no module x", "seconds": 2}
-    )
-    result = publish(run_module, src, **notify_args(http_server.url))
-    assert result["failed"] and result["changed"]
-    assert result["msg"] == (
-        f"DAG version {result['version']} is published, but the webserver refused it and keeps 0ld0ld0ld0ld0ld0: "
-        "ImportError: no module x. Fix the DAGs and publish again, or roll back (-e dags_rollback_to=previous)."
-    )
-    assert result["live"]["confirmed"] is False
-    assert live(s3).version == result["version"]
-
-
-def test_notify_conflict_without_json(run_module, s3, src, validated, secret, http_server):
-    http_server.routes[("POST", "/_dags/sync")] = Reply(409, "busy")
-    result = publish(run_module, src, **notify_args(http_server.url))
-    assert result["changed"] and result["live"]["confirmed"] is False and result["live"]["version"] is None
-
-
-def test_notify_server_error_is_not_a_failure(run_module, s3, src, validated, secret, http_server):
-    http_server.routes[("POST", "/_dags/sync")] = Reply(502, "bad gateway")
-    result = publish(run_module, src, **notify_args(http_server.url))
-    assert result["changed"] and "failed" not in result
-    assert result["live"]["error"] == f"HTTP 502 from {http_server.url}/_dags/sync"
-
-
-def test_notify_unreachable_is_not_a_failure(run_module, s3, src, validated, secret):
-    url = closed_port_url()
-    result = publish(run_module, src, **notify_args(url))
-    assert result["changed"] and result["live"]["error"].startswith(f"no answer from {url}/_dags/sync: ")
-
-
-def test_notify_answer_with_last_error_but_confirmed(run_module, s3, src, validated, secret, http_server):
-    version = mf.version_of(mf.scan(src))
-    http_server.routes[("POST", "/_dags/sync")] = Reply(200, {"version": version, "last_error": "slow"})
-    result = publish(run_module, src, **notify_args(http_server.url))
-    assert result["live"]["confirmed"] and result["live"]["error"] == "slow" and "failed" not in result
-
-
-def test_notify_without_readable_secret_warns(run_module, s3, src, validated, http_server):
-    result = publish(run_module, src, **notify_args(http_server.url))
-    assert result["changed"] and "failed" not in result
-    assert result["live"]["error"] == f"cannot read the basic-auth credentials {SECRET} (ResourceNotFoundException)"
-    assert warnings_of(result) == [f"Not notifying the webserver: {result['live']['error']}"]
-    assert http_server.requests == []
-
-
-def test_notify_secret_connection_error(run_module, s3, src, validated, http_server, aws):
-    aws.fail("GetSecretValue", exception=EndpointConnectionError(endpoint_url="https://sm.example"))
-    result = publish(run_module, src, **notify_args(http_server.url))
-    assert result["live"]["error"].endswith("(EndpointConnectionError)")
-
-
-def test_notify_secret_not_json(run_module, s3, src, validated, http_server, aws):
-    aws.client("secretsmanager").create_secret(Name=SECRET, SecretString="admin:pw")
-    result = publish(run_module, src, **notify_args(http_server.url))
-    assert result["live"]["error"] == f"secret {SECRET} is not JSON with username and password"
-
-
-def test_notify_secret_without_username(run_module, s3, src, validated, http_server, aws):
-    """JSON, but not with username and password: the same warning as for a secret that is not JSON at all,
-    and the publish (already done) is not turned into a crash."""
-    aws.client("secretsmanager").create_secret(Name=SECRET, SecretString=json.dumps({"user": "admin", "pass": "pw"}))
-    result = publish(run_module, src, **notify_args(http_server.url))
-    assert result["changed"] and "failed" not in result
-    assert result["live"]["error"] == f"secret {SECRET} is not JSON with username and password"
-
-
-def test_rollback_notifies(run_module, s3, src, validated, secret, http_server):
-    first, _ = publish_versions(run_module, s3, src, 2)
-    http_server.routes[("POST", "/_dags/sync")] = Reply(200, {"version": first})
-    result = rollback(run_module, first, **notify_args(http_server.url))
-    assert result["live"]["confirmed"] and isinstance(result["live"]["seconds"], float | int)
-
-
-# --- never basic auth in clear text to another host ---------------------------------------------------------------
-
-ALB = "http://dagster-ecs-alb-123456.ap-southeast-2.elb.amazonaws.com"
-
-
-@pytest.fixture
-def remote(monkeypatch, src):
-    """The webserver at a host that is not this machine: the module's open_url, faked (nothing leaves the test)."""
-    fake = FakeOpenUrl({"/_dags/sync": {"version": mf.version_of(mf.scan(src)), "seconds": 1.0}})
-    monkeypatch.setattr(dag_publish, "open_url", fake)
-    return fake
-
-
-@pytest.mark.parametrize("state", ["present", "rollback"])
-def test_notify_refuses_plain_http_to_another_host_before_anything(
-    run_module, s3, src, validated, secret, remote, aws, state
-):
-    extra = {"state": "rollback", "version": "previous"} if state == "rollback" else {}
-    result = publish(run_module, src, **notify_args(ALB), **extra)
-    assert result["failed"] and result["notify_url"] == ALB + "/"
-    assert result["msg"].startswith(f"Refusing to send the basic-auth credentials to {ALB}/: plain HTTP")
-    assert result["msg"].endswith("Nothing was published." if state == "present" else "Nothing was rolled back.")
-    assert "loadbalancer_certificate_arn" in result["msg"] and "dagster_ecs_allow_plain_http" in result["msg"]
-    assert remote.calls == [] and aws.calls == [] and validated.calls == [], "nothing may be done before the refusal"
-    assert keys(s3) == []
-
-
-@pytest.mark.parametrize(
-    ("url", "allow"), [(ALB, True), (ALB.replace("http://", "https://"), False)], ids=["opt-out", "https"]
-)
-def test_notify_over_https_or_with_the_opt_out(run_module, s3, src, validated, secret, remote, url, allow):
-    result = publish(run_module, src, allow_plain_http=allow, **notify_args(url))
-    assert result["changed"] and result["live"]["confirmed"], result
-    [(sent, request)] = remote.calls
-    assert sent == f"{url}/_dags/sync"
-    assert (request["url_username"], request["url_password"], request["force_basic_auth"]) == ("admin", "pw", True)

@@ -27,7 +27,12 @@ description:
   - Supports check mode and diff mode (the diff lists every file with its hash; the result lists added, changed
     and removed files).
   - The manifest format is defined once, in the C(dagster_ecs_container.manifest) Python module, which the
-    container's sync also uses.
+    container's sync also uses; what a publish writes (bundle, pruning) is decided in
+    C(dagster_ecs_container.plan).
+  - Every check that can fail runs before the first write (the directory, the bucket, the live manifest, the
+    definitions, on rollback the version and its objects); a failure then leaves the bucket as it was.
+  - To have the webserver take the new version at once instead of at its next poll, run
+    M(dagster_ecs.fargate.dag_notify) after this task when it changed the live version.
 author:
   - dagster-ecs-ansible contributors (@dagster-ecs-ansible)
 requirements:
@@ -86,31 +91,6 @@ options:
     description: Parallel uploads (and existence checks on rollback).
     type: int
     default: 16
-  notify_url:
-    description:
-      - Base URL of the Dagster webserver (the load balancer). When the task changed the live version, the module
-        asks the webserver to poll the manifest at once (C(POST /_dags/sync), basic auth) and waits for the answer,
-        instead of leaving the version to the next poll of each task.
-      - A webserver that does not answer is not an error (it takes the version when it starts or at its next poll);
-        one that refuses the version (its definitions do not load in the image) fails the task, with the version
-        already published, naming the rollback.
-      - Not used in check mode or when nothing changed.
-    type: str
-  notify_secret:
-    description: Secrets Manager secret holding the basic-auth credentials as JSON C(username) and C(password).
-    type: str
-  notify_timeout:
-    description: Seconds to wait for the webserver to stage, check and load the new version.
-    type: int
-    default: 60
-  allow_plain_http:
-    description:
-      - Send the basic-auth credentials of O(notify_secret) over plain HTTP to a O(notify_url) whose host is not
-        loopback (127.0.0.0/8, C(::1), C(localhost)). Off by default, the module then fails before any AWS call,
-        naming O(notify_url) and the fix, since the password would cross the network in clear text.
-      - HTTPS and loopback URLs are never refused, nor is a task without O(notify_url).
-    type: bool
-    default: false
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -128,6 +108,14 @@ EXAMPLES = r"""
     bucket: dagster-ecs-dags-123456789012-ap-southeast-2
     state: rollback
     version: previous
+  register: dags_rollback
+
+- name: Ask the webserver to take it now
+  dagster_ecs.fargate.dag_notify:
+    url: https://dagster.example.com
+    secret: dagster-ecs/basic-auth
+    version: "{{ dags_rollback.version }}"
+  when: dags_rollback is changed
 """
 
 RETURN = r"""
@@ -190,23 +178,13 @@ history:
   returned: with state=rollback
   type: list
   elements: dict
-live:
-  description:
-    - What the webserver made live when O(notify_url) was given and the live version changed.
-    - C(confirmed) is true when the webserver serves the published version; C(error) says why not.
-  returned: when the webserver was notified
-  type: dict
-  sample: {"url": "http://127.0.0.1:8080", "confirmed": true, "version": "3f6c2a9e81d04b7c", "seconds": 3.1}
 """
 
 import getpass
-import json
 import socket
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.error import HTTPError, URLError
 
 try:
     from botocore.config import Config
@@ -216,30 +194,25 @@ except ImportError:  # AnsibleAWSModule reports the missing library
 try:
     from dagster_ecs_container import inspect as definitions
     from dagster_ecs_container import manifest as mf
+    from dagster_ecs_container import plan
 
     HAS_MANIFEST = True
 except ImportError:
-    definitions = mf = None
+    definitions = mf = plan = None
     HAS_MANIFEST = False
 
 from ansible.module_utils.basic import missing_required_lib
-from ansible.module_utils.urls import open_url
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.dagster_ecs.fargate.plugins.module_utils.common import BOTO_ERRORS, client, paginate
-from ansible_collections.dagster_ecs.fargate.plugins.module_utils.dags import (
-    bundle_is_stale,
-    listing,
-    objects_to_upload,
-    plan,
-    prune_plan,
-)
-from ansible_collections.dagster_ecs.fargate.plugins.module_utils.plain_http import plain_http_refusal
+from ansible_collections.dagster_ecs.fargate.plugins.module_utils.dags import diff
 
 JSON = "application/json"
 
 
 class Publisher:
+    """The bucket side: reads (before any write), uploads, the commit, deletions."""
+
     def __init__(self, module, s3):
         self.module = module
         self.s3 = s3
@@ -274,18 +247,51 @@ class Publisher:
             self.module.warn(f"The live manifest {self.key(name)} is not valid ({exc}); it will be replaced.")
             return None
 
+    def list_keys(self, name, what):
+        """``[(key, last_modified)]`` of the objects below ``name``."""
+        try:
+            found = paginate(self.s3, "list_objects_v2", Bucket=self.bucket, Prefix=self.key(name))
+        except BOTO_ERRORS as e:
+            self.fail_aws(e, what)
+        return [(item["Key"], item["LastModified"]) for item in found.get("Contents", [])]
+
     def history(self):
         """``[(version, last_modified)]`` of every manifest in the history."""
-        found = []
         prefix = self.key(mf.HISTORY)
-        try:
-            for item in paginate(self.s3, "list_objects_v2", Bucket=self.bucket, Prefix=prefix).get("Contents", []):
-                name = item["Key"][len(prefix) :]
-                if name.endswith(".json") and "/" not in name:
-                    found.append((name[: -len(".json")], item["LastModified"]))
-        except BOTO_ERRORS as e:
-            self.fail_aws(e, "list the manifest history")
-        return found
+        listed = self.list_keys(mf.HISTORY, "list the manifest history")
+        found = [(mf.history_version(key[len(prefix) :]), modified) for key, modified in listed]
+        return [(version, modified) for version, modified in found if version]
+
+    def missing_objects(self, files):
+        def _one(sha256):
+            try:
+                self.s3.head_object(aws_retry=True, Bucket=self.bucket, Key=self.key(mf.object_name(sha256)))
+            except is_boto3_error_code(["404", "NoSuchKey", "NotFound"]):
+                return sha256
+            return None
+
+        hashes = sorted({entry.sha256 for entry in files.values()})
+        missing = set(filter(None, self._parallel(_one, hashes, "check the version's files")))
+        return sorted(path for path, entry in files.items() if entry.sha256 in missing)
+
+    def prune_plan(self, live, keep):
+        """Keys to delete once ``live`` is committed: history beyond ``keep``, objects no kept manifest references.
+
+        Reads only, so that a listing or a read that fails does so before anything is written.
+        """
+        history = plan.history_after(self.history(), live.version)
+        if len(history) <= keep:
+            return []
+        drop, kept = plan.retained(history, live, keep)
+        manifests = []
+        for version in kept:
+            manifest = live if version == live.version else self.read_manifest(mf.history_name(version))
+            if manifest is None:
+                return []  # cannot tell what is referenced: delete nothing
+            manifests.append(manifest)
+        objects = [key for key, _modified in self.list_keys(mf.OBJECTS, "prune the manifest history")]
+        doomed = plan.unreferenced(self.prefix, objects, plan.referenced(manifests))
+        return doomed + [self.key(mf.history_name(version)) for version in drop]
 
     # --- writes --------------------------------------------------------------------------
     def put(self, key, body, content_type):
@@ -302,26 +308,14 @@ class Publisher:
 
         def _one(sha256):
             if sha256 in extra:
-                self.put(self.key(mf.OBJECTS + sha256), extra[sha256], "application/gzip")
+                self.put(self.key(mf.object_name(sha256)), extra[sha256], "application/gzip")
                 return
             data = (src / by_hash[sha256]).read_bytes()
             if mf.sha256_bytes(data) != sha256:
                 raise RuntimeError(f"{by_hash[sha256]} changed while it was being published; run again")
-            self.put(self.key(mf.OBJECTS + sha256), data, "application/octet-stream")
+            self.put(self.key(mf.object_name(sha256)), data, "application/octet-stream")
 
         self._parallel(_one, hashes, "upload DAG files")
-
-    def missing_objects(self, files):
-        def _one(sha256):
-            try:
-                self.s3.head_object(aws_retry=True, Bucket=self.bucket, Key=self.key(mf.OBJECTS + sha256))
-            except is_boto3_error_code(["404", "NoSuchKey", "NotFound"]):
-                return sha256
-            return None
-
-        hashes = sorted({entry.sha256 for entry in files.values()})
-        missing = set(filter(None, self._parallel(_one, hashes, "check the version's files")))
-        return sorted(path for path, entry in files.items() if entry.sha256 in missing)
 
     def _parallel(self, function, items, what):
         try:
@@ -337,118 +331,36 @@ class Publisher:
         body = manifest.to_json().encode()
         try:
             if write_history:
-                self.put(self.key(f"{mf.HISTORY}{manifest.version}.json"), body, JSON)
+                self.put(self.key(mf.history_name(manifest.version)), body, JSON)
             self.put(self.key(mf.MANIFEST), body, JSON)
         except BOTO_ERRORS as e:
             self.fail_aws(e, "write the manifest")
 
-    def prune(self, live, keep):
-        """Delete manifests beyond ``keep`` and the objects no kept manifest references. Returns objects deleted."""
-        history = self.history()
-        if len(history) <= keep:
-            return 0
-        drop, kept = prune_plan(history, live.version, keep)
-        # Also kept: what `rollback previous` restores, and the version the live bundle was built from
-        # (the next publish compares the bundle with that version's files).
-        for version in (live.previous, live.bundle.version if live.bundle else None):
-            if version in drop:
-                drop.remove(version)
-                kept.append(version)
-        referenced = set()
-        for version in kept:
-            kept_manifest = self.read_manifest(f"{mf.HISTORY}{version}.json")
-            if kept_manifest is None:
-                return 0  # cannot tell what is referenced: delete nothing
-            referenced.update(entry.sha256 for entry in kept_manifest.files.values())
-            if kept_manifest.bundle:
-                referenced.add(kept_manifest.bundle.sha256)
-        prefix = self.key(mf.OBJECTS)
+    def delete(self, keys):
+        """Delete ``keys`` (1,000 a request). Returns how many were objects (not manifests)."""
         try:
-            listing = paginate(self.s3, "list_objects_v2", Bucket=self.bucket, Prefix=prefix)
-            objects = [item["Key"] for item in listing.get("Contents", [])]
-            doomed = [key for key in objects if key[len(prefix) :] not in referenced]
-            doomed += [self.key(f"{mf.HISTORY}{version}.json") for version in drop]
-            for start in range(0, len(doomed), 1000):
-                batch = [{"Key": key} for key in doomed[start : start + 1000]]
+            for start in range(0, len(keys), 1000):
+                batch = [{"Key": key} for key in keys[start : start + 1000]]
                 self.s3.delete_objects(aws_retry=True, Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
         except BOTO_ERRORS as e:
             self.fail_aws(e, "prune the manifest history")
-        return len([key for key in doomed if key.startswith(prefix)])
+        return len([key for key in keys if key.startswith(self.key(mf.OBJECTS))])
 
 
-def _diff(before, after):
-    return {
-        "before_header": f"{before.version if before else '(nothing published)'}",
-        "after_header": after.version,
-        "before": listing(before.files if before else {}),
-        "after": listing(after.files),
-    }
-
-
-def notify(module, version):
-    """Ask the webserver to take ``version`` now; what it answered (never raises for an unreachable one)."""
+def validate(module, src):
+    """The assets of the definitions in ``src``; fails, naming the file, when they do not load."""
     params = module.params
-    url = params["notify_url"].rstrip("/") + "/_dags/sync"
-    live = {"url": params["notify_url"], "confirmed": False}
-    try:
-        secret = client(module, "secretsmanager").get_secret_value(SecretId=params["notify_secret"])
-        credentials = json.loads(secret["SecretString"])
-        username, password = credentials["username"], credentials["password"]
-    except BOTO_ERRORS as exc:  # the version is published: the tasks take it at their next poll
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code") or type(exc).__name__
-        live["error"] = f"cannot read the basic-auth credentials {params['notify_secret']} ({code})"
-        module.warn(f"Not notifying the webserver: {live['error']}")
-        return live
-    except (KeyError, TypeError, ValueError):
-        live["error"] = f"secret {params['notify_secret']} is not JSON with username and password"
-        module.warn(f"Not notifying the webserver: {live['error']}")
-        return live
-    started = time.monotonic()
-    try:
-        response = open_url(
-            url,
-            method="POST",
-            url_username=username,
-            url_password=password,
-            force_basic_auth=True,
-            timeout=params["notify_timeout"],
-            headers={"Content-Type": JSON},
-        )
-        answer = json.loads(response.read() or b"{}")
-    except HTTPError as exc:
-        try:
-            answer = json.loads(exc.read() or b"{}") if exc.code == 409 else {}
-        except ValueError:
-            answer = {}
-        if exc.code != 409:
-            live["error"] = f"HTTP {exc.code} from {url}"
-            return live
-    except (URLError, OSError, ValueError) as exc:
-        live["error"] = f"no answer from {url}: {exc}"
-        return live
-    live.update(
-        confirmed=answer.get("version") == version,
-        version=answer.get("version"),
-        seconds=answer.get("seconds", round(time.monotonic() - started, 2)),
+    ok, result = definitions.run(
+        params["python"] or sys.executable, src, params["definitions_module"], params["validate_timeout"]
     )
-    if answer.get("last_error"):
-        live["error"] = answer["last_error"]
-    return live
-
-
-def finish(module, changed, version, result):
-    """Exit, first making the new version live on the webserver when asked to."""
-    if changed and not module.check_mode and module.params["notify_url"]:
-        result["live"] = live = notify(module, version)
-        if not live["confirmed"] and live.get("version") and live.get("error"):
-            module.fail_json(
-                msg=f"DAG version {version} is published, but the webserver refused it and keeps "
-                f"{live['version']}: {live['error']}. Fix the DAGs and publish again, or roll back "
-                "(-e dags_rollback_to=previous).",
-                changed=True,
-                **result,
-            )
-    module.exit_json(changed=changed, **result)
+    if not ok:
+        where = f"{result.get('file')}: " if result.get("file") else ""
+        module.fail_json(
+            msg=f"The DAGs in {src} do not load, nothing was published. {where}{result.get('error')}",
+            file=result.get("file"),
+            error=result.get("error"),
+        )
+    return result.get("assets", [])
 
 
 def publish(module, publisher):
@@ -460,84 +372,53 @@ def publish(module, publisher):
     if not files:
         module.fail_json(msg=f"DAG directory {src} holds no files to publish; nothing was uploaded")
     current = publisher.read_manifest(mf.MANIFEST)
-    assets = []
-    if current is not None and current.version == mf.version_of(files):
-        # Already live, so it was checked when it was published (and is checked again by every task's
-        # code server): nothing to upload, nothing to load. One request.
-        assets = current.assets
-    elif params["validate"]:
-        ok, result = definitions.run(
-            params["python"] or sys.executable, src, params["definitions_module"], params["validate_timeout"]
-        )
-        if not ok:
-            where = f"{result.get('file')}: " if result.get("file") else ""
-            module.fail_json(
-                msg=f"The DAGs in {src} do not load, nothing was published. {where}{result.get('error')}",
-                file=result.get("file"),
-                error=result.get("error"),
-            )
-        assets = result.get("assets", [])
-
-    created_by = params["created_by"] or f"{getpass.getuser()}@{socket.gethostname()}"
-    desired = mf.Manifest(
-        files=files, assets=assets, created_by=created_by, previous=current.version if current else None
+    # Already live, it was checked when it was published (and is checked again by every task's code
+    # server): nothing to upload, nothing to load. One request.
+    live_already = plan.unchanged(current, files)
+    assets = current.assets if live_already else validate(module, src) if params["validate"] else []
+    base = plan.bundle_base(current, files)
+    step = plan.publish(
+        current,
+        files,
+        assets=assets,
+        created_by=params["created_by"] or f"{getpass.getuser()}@{socket.gethostname()}",
+        base=publisher.read_manifest(mf.history_name(base)) if base else None,
+        build_bundle=lambda: mf.make_bundle(src, files),
     )
-    unchanged = current is not None and current.version == desired.version
-    # An unchanged version keeps the live manifest, and with it the bundle it has (or not).
-    bundle, bundle_bytes, bundle_state = None, {}, "reused" if unchanged and current.bundle else "none"
-    if not unchanged and len(files) >= mf.BUNDLE_MIN_FILES:
-        bundle, bundle_state = (current.bundle if current else None), "reused"
-        if bundle:
-            base = (
-                current
-                if bundle.version == current.version
-                else publisher.read_manifest(f"{mf.HISTORY}{bundle.version}.json")
-            )
-            if bundle_is_stale(base.files if base else None, files):
-                bundle = None
-        if bundle is None:
-            data = mf.make_bundle(src, files)
-            bundle, bundle_state = mf.Bundle(mf.sha256_bytes(data), len(data), desired.version), "new"
-            bundle_bytes = {bundle.sha256: data}
-        desired.bundle = bundle
-    added, changed, removed = plan(current.files if current else {}, files)
+    added, changed, removed = step.changes
     result = dict(
-        version=desired.version,
+        version=step.desired.version,
         previous_version=current.version if current else None,
         added=added,
         changed_files=changed,
         removed=removed,
-        uploaded=0,
+        uploaded=len(step.uploads),
         deleted_objects=0,
         assets=assets,
         files=len(files),
         manifest_key=publisher.key(mf.MANIFEST),
-        bundle=bundle_state,
+        bundle=step.bundle,
     )
-    if unchanged:
-        result["previous_version"] = current.previous
-        module.exit_json(changed=False, **result)
-    hashes = objects_to_upload(current.files if current else {}, files) + sorted(bundle_bytes)
-    result["uploaded"] = len(hashes)
+    if step.unchanged:
+        module.exit_json(changed=False, **{**result, "previous_version": current.previous})
     if not module.check_mode:
-        publisher.upload_objects(src, files, hashes, extra=bundle_bytes)
-        publisher.commit(desired)
-        result["deleted_objects"] = publisher.prune(desired, params["keep_versions"])
-    finish(module, True, desired.version, dict(diff=_diff(current, desired), **result))
+        doomed = publisher.prune_plan(step.desired, params["keep_versions"])
+        bundle = {step.desired.bundle.sha256: step.bundle_data} if step.bundle_data else {}
+        publisher.upload_objects(src, files, step.uploads, extra=bundle)
+        publisher.commit(step.desired)
+        result["deleted_objects"] = publisher.delete(doomed)
+    module.exit_json(changed=True, diff=diff(current, step.desired), **result)
 
 
 def rollback(module, publisher):
-    params = module.params
     current = publisher.read_manifest(mf.MANIFEST, required=True)
     if current is None:
         module.fail_json(msg=f"Nothing is published in s3://{publisher.bucket}/{publisher.prefix}: no rollback")
     history = sorted(publisher.history(), key=lambda item: item[1], reverse=True)
     listed = [{"version": version, "published": when.isoformat()} for version, when in history]
-    target_version = params["version"]
-    if target_version == "previous":
-        target_version = current.previous
-        if not target_version:
-            module.fail_json(msg=f"The live version {current.version} replaced none: nothing to roll back to")
+    target_version = plan.rollback_target(current, module.params["version"])
+    if not target_version:
+        module.fail_json(msg=f"The live version {current.version} replaced none: nothing to roll back to")
     result = dict(
         previous_version=current.version,
         uploaded=0,
@@ -556,7 +437,7 @@ def rollback(module, publisher):
             files=len(current.files),
             **{**result, "previous_version": current.previous},
         )
-    target = publisher.read_manifest(f"{mf.HISTORY}{target_version}.json", required=True)
+    target = publisher.read_manifest(mf.history_name(target_version), required=True)
     if target is None:
         module.fail_json(
             msg=f"Version {target_version} is not in the history; known versions, newest first: "
@@ -567,33 +448,23 @@ def rollback(module, publisher):
     if missing:
         module.fail_json(msg=f"Version {target_version} cannot be restored, files missing in the bucket: {missing}")
     bundle = target.bundle
-    if bundle and publisher.missing_objects({"bundle": mf.FileEntry(bundle.sha256, bundle.size)}):
-        bundle = None  # an optimisation only: tasks then download the files one by one
-    restored = mf.Manifest(
-        files=target.files,
-        assets=target.assets,
-        created_at=target.created_at,
-        created_by=target.created_by,
-        previous=current.version,
-        bundle=bundle,
+    bundle_present = bool(bundle) and not publisher.missing_objects(
+        {"bundle": mf.FileEntry(bundle.sha256, bundle.size)}
     )
-    added, changed, removed = plan(current.files, target.files)
+    restored = plan.restored(current, target, bundle_present)
+    added, changed, removed = plan.plan(current.files, restored.files)
     if not module.check_mode:
         publisher.commit(restored, write_history=False)
-    finish(
-        module,
-        True,
-        restored.version,
-        dict(
-            diff=_diff(current, restored),
-            version=restored.version,
-            added=added,
-            changed_files=changed,
-            removed=removed,
-            assets=restored.assets,
-            files=len(restored.files),
-            **result,
-        ),
+    module.exit_json(
+        changed=True,
+        diff=diff(current, restored),
+        version=restored.version,
+        added=added,
+        changed_files=changed,
+        removed=removed,
+        assets=restored.assets,
+        files=len(restored.files),
+        **result,
     )
 
 
@@ -612,25 +483,14 @@ def main():
             keep_versions=dict(type="int", default=10),
             created_by=dict(type="str"),
             concurrency=dict(type="int", default=16),
-            notify_url=dict(type="str"),
-            # The secret's name or ARN, not its value.
-            notify_secret=dict(type="str", no_log=False),
-            notify_timeout=dict(type="int", default=60),
-            allow_plain_http=dict(type="bool", default=False),
         ),
         required_if=[("state", "present", ["src"]), ("state", "rollback", ["version"])],
-        required_by={"notify_url": ["notify_secret"]},
         supports_check_mode=True,
     )
     if not HAS_MANIFEST:
         module.fail_json(msg=missing_required_lib("dagster-ecs-container (make venv installs it)"))
     if module.params["keep_versions"] < 1:
         module.fail_json(msg="keep_versions must be at least 1 (the live version is always kept)")
-    if module.params["notify_url"]:  # with notify_secret (required_by): the credentials are sent to it
-        refusal = plain_http_refusal(module.params["notify_url"], allow_plain_http=module.params["allow_plain_http"])
-        if refusal:
-            undone = "published" if module.params["state"] == "present" else "rolled back"
-            module.fail_json(msg=f"{refusal} Nothing was {undone}.", notify_url=module.params["notify_url"])
     config = Config(max_pool_connections=max(10, module.params["concurrency"])) if Config else None
     publisher = Publisher(module, client(module, "s3", config=config))
     if module.params["state"] == "present":
