@@ -7,7 +7,8 @@ loads the definitions before it listens, so a version that does not load in this
 a socket: starting it *is* the check. Once it listens, the symlink is re-pointed with one
 ``rename``, the webserver reloads the location (a reconnect, under a second) and the old server
 is stopped; the daemon's gRPC channel reconnects to ``live.sock`` (now the new server) and its
-snapshot of the definitions catches up at its next workspace refresh (every 60 s).
+snapshot of the definitions catches up at its next workspace refresh (every 60 s). That sequence,
+with the DAG link and its rollback, is ``release.Release``; this module runs the processes.
 
 Compared with ``python_module`` locations, where the webserver and the daemon start code servers
 themselves: one Dagster import per deploy instead of two (a check, then the reload's new server);
@@ -30,6 +31,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import links
 from .config import executable
 from .settings import private_dir
 
@@ -156,13 +158,14 @@ class CodeServers:
 
     def activate(self, server: Server) -> Server | None:
         """Point ``live.sock`` at ``server`` (one rename); returns the server it replaces."""
-        swap = self.dir / f".{LIVE}.swap"
-        with contextlib.suppress(FileNotFoundError):
-            swap.unlink()
-        os.symlink(server.socket.name, swap)
-        os.replace(swap, self.link)
+        links.point(self.link, server.socket.name)
         previous, self.current = self.current, server
         return previous
+
+    def restore(self, server: Server | None, target: str | None) -> None:
+        """Undo an ``activate``: ``live.sock`` points at ``target`` again (None: no link), ``server`` is live."""
+        links.point(self.link, target)
+        self.current = server
 
     def retire(self, server: Server | None) -> None:
         """Stop ``server`` now, never the live one: the daemon has already let go of it."""

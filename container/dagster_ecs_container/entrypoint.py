@@ -26,7 +26,6 @@ Start-up (the seed's sequence, each step one log line; a failed step says what t
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -39,14 +38,17 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import asdict, replace
+from functools import partial
 
 from . import __version__, codeservers, inspect
 from .auth import AuthError, write_htpasswd
 from .config import BASIC_AUTH_ENV, ROLES, executable, write_all
 from .dbcheck import check_database
-from .health import HealthCache, check_webserver, serve
+from .health import HealthCache, serve
+from .release import Release
 from .settings import Settings, private_dir
-from .sync import DagSync
+from .sync import DagSync, use_builtin
+from .webserver import check_webserver, reload_webserver
 
 LOG = logging.getLogger("dagster_ecs.entrypoint")
 
@@ -76,14 +78,6 @@ def _step(number: int, total: int, what: str, action, check: str):
     return detail
 
 
-LOCATION = "dags"  # the code location's name in workspace.yaml
-RELOAD_MUTATION = """
-mutation Reload($name: String!) { reloadRepositoryLocation(repositoryLocationName: $name) {
-  __typename ... on WorkspaceLocationEntry { loadStatus locationOrLoadError { __typename
-  ... on PythonError { message } } } ... on PythonError { message } ... on RepositoryLocationNotFound { message } } }
-"""
-
-
 def validate_definitions(directory) -> None:
     """The synced version's definitions must load (a fresh interpreter, so nothing stays imported)."""
     ok, result = inspect.run(sys.executable, directory)
@@ -91,120 +85,18 @@ def validate_definitions(directory) -> None:
         raise RuntimeError(f"{result.get('file') or ''}: {result.get('error')}".lstrip(": "))
 
 
-def reload_webserver(settings: Settings, version: str) -> bool:
-    """Reload the webserver's code location in place (its GraphQL API on loopback); True when it loaded."""
-    started = time.monotonic()
-    request = urllib.request.Request(  # noqa: S310 - loopback
-        f"http://127.0.0.1:{settings.webserver_port}/graphql",
-        data=json.dumps({"query": RELOAD_MUTATION, "variables": {"name": LOCATION}}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310 - loopback
-            entry = (json.loads(response.read()).get("data") or {}).get("reloadRepositoryLocation") or {}
-    except (urllib.error.URLError, ConnectionError) as exc:
-        # Not up (starting, or restarted by supervisord): it loads the live, validated version when it starts.
-        LOG.info("webserver not answering (%s); it loads DAG version %s when it starts", exc, version)
-        return True
-    loaded = (entry.get("locationOrLoadError") or {}).get("__typename") == "RepositoryLocation"
-    if loaded:
-        LOG.info(
-            "webserver reloaded code location %s with DAG version %s (%.1fs)",
-            LOCATION,
-            version,
-            time.monotonic() - started,
-        )
-    else:
-        error = (entry.get("locationOrLoadError") or entry).get("message", entry.get("__typename"))
-        LOG.error("webserver could not load DAG version %s: %s", version, error)
-    return loaded
-
-
-class Deployer:
-    """The sidecar's side of a DAG version change: its code server is the check, then the swap.
-
-    ``check`` (the sync's validation of the new version's directory) starts a code server on it;
-    the definitions load before it listens, in this image, or the version is refused. ``go_live``
-    (after the sync swapped the DAG symlink) points the live socket at that server; the webserver
-    reloads its location (a reconnect) and the old server stops; the daemon's channel reconnects to
-    the new server and its workspace snapshot catches up at its next refresh (60 s).
-    """
-
-    def __init__(self, settings: Settings, role: str, servers: codeservers.CodeServers):
-        self.settings, self.role, self.servers = settings, role, servers
-        self.pending: codeservers.Server | None = None
-        self.lock = threading.RLock()  # the poll loop and POST /_dags/sync both get here
-
-    def check(self, directory) -> None:
-        with self.lock:
-            self._check(directory)
-
-    def go_live(self, version, previous) -> bool:
-        with self.lock:
-            return self._go_live(version)
-
-    def start_live(self) -> bool:
-        with self.lock:
-            return self._start_live()
-
-    def tick(self) -> bool:
-        with self.lock:
-            return self.servers.tick()
-
-    def _check(self, directory) -> None:
-        if self.pending is not None:
-            self.servers.stop(self.pending)
-        self.pending = self.servers.start(directory, directory.name)
-
-    def _go_live(self, version) -> bool:
-        server, self.pending = self.pending, None
-        if server is None:
-            return True
-        old = self.servers.activate(server)
-        if self.role != "webserver":
-            LOG.info("DAG version %s live; the daemon sees it from its next workspace refresh (<= 60 s)", version)
-            self.servers.retire(old)
-            return True
-        if reload_webserver(self.settings, version):
-            self.servers.retire(old)
-            return True
-        if old is not None:  # the webserver did not take it: back to the server it used
-            self.servers.activate(old)
-            reload_webserver(self.settings, old.version)
-        self.servers.stop(server)
-        return False
-
-    def _start_live(self) -> bool:
-        """A code server for whatever is live now (start-up, or after the live one died)."""
-        directory = self.settings.dags_dir.resolve()
-        try:
-            server = self.servers.start(directory, directory.name)
-        except codeservers.CodeServerError as exc:
-            LOG.error("the live DAGs (%s) do not load: %s; retrying at the next poll", directory, exc)
-            return False
-        old = self.servers.activate(server)
-        if old is not None:
-            self.servers.retire(old)
-        if self.role == "webserver":
-            reload_webserver(self.settings, directory.name)
-        return True
-
-
-def make_sync(settings: Settings, deployer: Deployer | None = None, version: str | None = None) -> DagSync:
-    """The DAG sync of a task. In the sidecar (``deployer``), a new version goes live only once a code
-    server loaded it; elsewhere (start-up, a run task) it is checked in a separate interpreter."""
-    if deployer is not None:
-        validate, on_change = deployer.check, deployer.go_live
-    else:
-        validate, on_change = (validate_definitions if settings.validate_dags else None), None
+def make_sync(settings: Settings, release: Release | None = None, version: str | None = None) -> DagSync:
+    """The DAG sync of a task. In the sidecar (``release``, with its code servers), a new version goes
+    live only once a code server loaded it; elsewhere (start-up, a run task) it is checked in a
+    separate interpreter first."""
     return DagSync(
         _aws("s3"),
         settings.bucket,
         settings.dags_prefix,
         settings.dags_dir,
-        status_file=settings.runtime_dir / "sync-status.json",
-        validate=validate,
-        on_change=on_change,
+        status_file=settings.status_file,
+        validate=validate_definitions if release is None and settings.validate_dags else None,
+        release=release,
         version=version,
     )
 
@@ -220,9 +112,7 @@ def initial_sync(settings: Settings, total: int, first: int, version: str | None
             total,
             settings.builtin_dags_dir,
         )
-        DagSync(None, "", "", settings.dags_dir, settings.runtime_dir / "sync-status.json").use_builtin(
-            settings.builtin_dags_dir
-        )
+        use_builtin(settings.dags_dir, settings.builtin_dags_dir, settings.status_file)
         return
     sync = None
     try:
@@ -266,9 +156,7 @@ def initial_sync(settings: Settings, total: int, first: int, version: str | None
             else f"the image's DAGs ({settings.builtin_dags_dir})",
         )
         if not fallback:
-            DagSync(None, "", "", settings.dags_dir, settings.runtime_dir / "sync-status.json").use_builtin(
-                settings.builtin_dags_dir
-            )
+            use_builtin(settings.dags_dir, settings.builtin_dags_dir, settings.status_file)
 
 
 def start_service(role: str, settings: Settings) -> int:
@@ -327,10 +215,11 @@ def sidecar(role: str, settings: Settings) -> int:
     # live.sock, the new server, by itself (its workspace snapshot catches up at the 60 s refresh).
     servers = codeservers.CodeServers(settings.codeserver_dir, niceness=0 if role == "webserver" else 10)
     servers.stop_orphans()
-    deployer = Deployer(settings, role, servers)
-    sync = make_sync(settings, deployer) if settings.sync_enabled else None
+    # The webserver reloads its code location at each release; the daemon reconnects through live.sock.
+    reload = partial(reload_webserver, settings.graphql_url) if role == "webserver" else None
+    release = Release(settings.dags_dir, servers, reload)
+    sync = make_sync(settings, release) if settings.sync_enabled else None
     if role == "webserver":  # /health answers (503) while the code server and the webserver start
-        graphql_url = f"http://127.0.0.1:{settings.webserver_port}/graphql"
 
         def details():
             return {"dags": dag_status(sync)}
@@ -343,14 +232,14 @@ def sidecar(role: str, settings: Settings) -> int:
             went_live = sync.poll()
             return {**dag_status(sync), "changed": went_live, "seconds": round(time.monotonic() - started, 2)}
 
-        serve(settings.health_port, HealthCache(lambda: check_webserver(graphql_url)), details, sync_now)
-    deployer.start_live()
+        serve(settings.health_port, HealthCache(lambda: check_webserver(settings.graphql_url)), details, sync_now)
+    release.start_live()
     while not stop.wait(settings.sync_interval if sync else 10):
         if sync:
             sync.poll()
-        if not deployer.tick():
+        if not release.tick():
             LOG.error("no code server runs for the live DAGs; starting one")
-            deployer.start_live()
+            release.start_live()
     servers.stop_all()
     return 0
 

@@ -2,7 +2,8 @@
 
 Served on 127.0.0.1 by the sidecar; nginx exposes ``/health`` without authentication. The
 answer is a short reason and nothing else (no versions, paths, errors or hostnames), so the
-one public path reveals nothing about the deployment.
+one public path reveals nothing about the deployment. The check itself (the webserver's GraphQL
+API) is ``webserver.check_webserver``.
 """
 
 from __future__ import annotations
@@ -11,46 +12,9 @@ import json
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOG = logging.getLogger("dagster_ecs.health")
-
-WORKSPACE_QUERY = """
-{ workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
-  locationOrLoadError { __typename } } } } }
-"""
-
-
-def graphql(url: str, query: str, timeout: float = 3.0, headers: dict | None = None) -> dict:
-    request = urllib.request.Request(  # noqa: S310 - loopback URL built by the caller
-        url,
-        data=json.dumps({"query": query}).encode(),
-        headers={"Content-Type": "application/json", **(headers or {})},
-    )
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-        return json.loads(response.read())
-
-
-def check_webserver(graphql_url: str) -> tuple[bool, str]:
-    """(healthy, short reason) from the webserver's view of its code locations."""
-    try:
-        data = graphql(graphql_url, WORKSPACE_QUERY).get("data") or {}
-    except (urllib.error.URLError, OSError, ValueError):
-        return False, "dagster webserver not answering"
-    workspace = data.get("workspaceOrError") or {}
-    if workspace.get("__typename") != "Workspace":
-        return False, "workspace unavailable"
-    entries = workspace.get("locationEntries") or []
-    if not entries:
-        return False, "no code location"
-    for entry in entries:
-        if entry.get("loadStatus") != "LOADED":
-            return False, "code location loading"
-        if (entry.get("locationOrLoadError") or {}).get("__typename") != "RepositoryLocation":
-            return False, "code location failed to load"
-    return True, "ok"
 
 
 class HealthCache:

@@ -133,6 +133,16 @@ class Settings:
         return self.runtime_dir / "htpasswd"
 
     @property
+    def status_file(self) -> Path:
+        """The DAG sync's status (what is live, the last failure), as ``/health/details`` shows it."""
+        return self.runtime_dir / "sync-status.json"
+
+    @property
+    def graphql_url(self) -> str:
+        """The webserver's GraphQL API, on loopback (the sidecar's health check and reloads)."""
+        return f"http://127.0.0.1:{self.webserver_port}/graphql"
+
+    @property
     def workspace(self) -> Path:
         return self.home / "workspace.yaml"
 

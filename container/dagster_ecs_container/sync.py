@@ -1,13 +1,14 @@
-"""S3 -> container DAG sync: poll the manifest, stage, verify, swap atomically.
+"""S3 -> container DAG sync: fetch the manifest, stage the version, verify it, hand it to the release.
 
 The live DAG directory (``DAGSTER_DAGS_DIR``) is a symlink to an immutable version
 directory. A sync never writes into the live version: it stages the new version beside
 it (reusing unchanged files from the current one, downloading only the others), checks
 every file against the manifest's SHA-256, optionally runs a validation hook (the DAG
-definitions must load), and only then replaces the symlink with one ``rename`` — so the
-code location sees either the old version or the new one, never a mixture. Any failure
-leaves the live version untouched and is recorded in the status for the next poll and
-for the health details.
+definitions must load, where no code server checks them), and only then hands the directory to
+``release.Release``, which makes it live as a whole (the symlink replaced with one ``rename``;
+in the sidecar with its code server) or not at all — so the code location sees either the old
+version or the new one, never a mixture. Any failure leaves the live version untouched and is
+recorded in the status for the next poll and for the health details.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from . import links
 from . import manifest as mf
+from .release import Refused, Release
 
 LOG = logging.getLogger("dagster_ecs.sync")
 KEEP_VERSIONS = 3
@@ -54,6 +57,23 @@ class SyncStatus:
     extra: dict = field(default_factory=dict)
 
 
+def write_status(status_file: Path | None, status: SyncStatus) -> None:
+    """The status as JSON (replaced with one rename: a reader never sees half of it)."""
+    if status_file:
+        status_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = status_file.with_name(f".{status_file.name}.tmp")
+        tmp.write_text(json.dumps(asdict(status)))
+        os.replace(tmp, status_file)
+
+
+def use_builtin(live: Path, builtin: Path, status_file: Path | None) -> None:
+    """Local fallback: serve the image's own copy of the DAGs (sync off, or nothing published yet)."""
+    if links.live_version(live):
+        return  # a synced version beats the image's copy
+    links.point(live, builtin)
+    write_status(status_file, SyncStatus(source="builtin"))
+
+
 class DagSync:
     def __init__(
         self,
@@ -63,19 +83,21 @@ class DagSync:
         live: Path,
         status_file: Path | None = None,
         validate: Callable[[Path], None] | None = None,
-        on_change: Callable[[str, Path | None], bool] | None = None,
+        release: Release | None = None,
         workers: int = 16,
         version: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.s3 = s3
         self.bucket = bucket
         self.prefix = prefix
         self.live = live
-        self.versions = live.parent / f".{live.name}.versions"
+        self.versions = links.versions_dir(live)
         self.status_file = status_file
         self.validate = validate
-        self.on_change = on_change
+        self.release = release or Release(live)  # the DAG link alone, when no sidecar releases with its servers
         self.workers = workers
+        self.clock = clock  # when a refused version may be staged again (REJECTED_RETRY_SECONDS)
         # A fixed version (a run task: the version its run was launched with) instead of the live manifest.
         self.manifest_name = f"{mf.HISTORY}{version}.json" if version else mf.MANIFEST
         self.etag: str | None = None
@@ -88,35 +110,10 @@ class DagSync:
 
     # --- state on disk -----------------------------------------------------------
     def current_version(self) -> str | None:
-        try:
-            target = Path(os.readlink(self.live))
-        except OSError:
-            return None
-        return target.name if target.parent == self.versions else None
+        return links.live_version(self.live)
 
     def _write_status(self) -> None:
-        if self.status_file:
-            self.status_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.status_file.with_name(f".{self.status_file.name}.tmp")
-            tmp.write_text(json.dumps(asdict(self.status)))
-            os.replace(tmp, self.status_file)
-
-    def _point_live_at(self, target: Path) -> None:
-        """Atomically (re)point the live symlink at ``target``."""
-        self.live.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.live.with_name(f".{self.live.name}.swap")
-        if tmp.is_symlink() or tmp.exists():
-            tmp.unlink()
-        os.symlink(target, tmp)
-        os.replace(tmp, self.live)
-
-    def use_builtin(self, builtin: Path) -> None:
-        """Local fallback: serve the image's own copy of the DAGs (sync off, or nothing published yet)."""
-        if self.current_version():
-            return  # a synced version beats the image's copy
-        self._point_live_at(builtin)
-        self.status.source, self.status.version = "builtin", None
-        self._write_status()
+        write_status(self.status_file, self.status)
 
     # --- one poll --------------------------------------------------------------------
     def fetch_manifest(self) -> mf.Manifest | None:
@@ -139,6 +136,8 @@ class DagSync:
         return parsed
 
     def _stage(self, manifest: mf.Manifest) -> tuple[Path, int]:
+        """The version's directory, every file verified, at its final path (not live yet: a code server
+        started on it keeps importing from there); and how many objects were downloaded."""
         staging = self.versions / f"{manifest.version}.partial"
         if staging.exists():
             shutil.rmtree(staging)
@@ -167,7 +166,11 @@ class DagSync:
             for sha256, data in zip(wanted, pool.map(self._download, wanted), strict=True):
                 for target in wanted[sha256]:
                     target.write_bytes(data)
-        return staging, requests + len(wanted)
+        final = self.versions / manifest.version
+        if final.exists():
+            shutil.rmtree(final)
+        staging.rename(final)
+        return final, requests + len(wanted)
 
     def _from_bundle(self, manifest: mf.Manifest, staging: Path, wanted: dict[str, list[Path]]):
         """Fill ``wanted`` from the manifest's bundle (one request); returns what is still missing."""
@@ -218,29 +221,17 @@ class DagSync:
             if (
                 self._rejected
                 and self._rejected[0] == manifest.version
-                and time.monotonic() - self._rejected[1] < REJECTED_RETRY_SECONDS
+                and self.clock() - self._rejected[1] < REJECTED_RETRY_SECONDS
             ):
                 raise Rejected(self.status.last_error or f"version {manifest.version} was refused")
             started = time.monotonic()
-            staging, downloaded = self._stage(manifest)
-            # Checked at its final path (not live yet): a code server started on it keeps importing from there.
-            final = self.versions / manifest.version
-            if final.exists():
-                shutil.rmtree(final)
-            staging.rename(final)
-            if self.validate:
-                try:
-                    self.validate(final)
-                except Exception as exc:
-                    shutil.rmtree(final, ignore_errors=True)
-                    raise Rejected(f"version {manifest.version} refused, its definitions do not load: {exc}") from exc
-            previous = self.live.resolve() if self.live.is_symlink() else None
-            self._point_live_at(final)
-            if self.on_change and not self._notify(manifest.version, previous):
-                if previous is not None:  # on_change has put its own side back
-                    self._point_live_at(previous)
+            final, downloaded = self._stage(manifest)
+            try:
+                self._verify(manifest.version, final)
+                self.release.go_live(manifest.version, final)
+            except Refused as exc:  # nothing of it is live: it goes, and is not staged again for a while
                 shutil.rmtree(final, ignore_errors=True)
-                raise Rejected(f"version {manifest.version} refused: the code location did not load it")
+                raise Rejected(str(exc)) from exc
             self._rejected = None
             self._prune(keep=manifest.version)
             self.status = SyncStatus(
@@ -264,8 +255,8 @@ class DagSync:
             self.etag = None  # re-read the manifest next time
             if isinstance(exc, Rejected) and manifest is not None:
                 known = self._rejected and self._rejected[0] == manifest.version
-                if not known or time.monotonic() - self._rejected[1] >= REJECTED_RETRY_SECONDS:
-                    self._rejected = (manifest.version, time.monotonic())
+                if not known or self.clock() - self._rejected[1] >= REJECTED_RETRY_SECONDS:
+                    self._rejected = (manifest.version, self.clock())
             repeated = str(exc) == self.status.last_error
             self.status.last_error = str(exc)
             self.status.consecutive_failures += 1
@@ -280,13 +271,13 @@ class DagSync:
             self._write_status()
             return False
 
-    def _notify(self, version: str, previous: Path | None) -> bool:
-        """Tell the code location a new version is live; False when it could not load it."""
-        try:
-            return bool(self.on_change(version, previous))
-        except Exception as exc:  # noqa: BLE001 - a failed reload is reported, the swap undone
-            LOG.error("reloading the code location for DAG version %s failed: %s", version, exc)
-            return False
+    def _verify(self, version: str, directory: Path) -> None:
+        """The validation hook (the definitions load in a separate interpreter), where one is set."""
+        if self.validate:
+            try:
+                self.validate(directory)
+            except Exception as exc:  # noqa: BLE001 - whatever the hook raises refuses the version
+                raise Refused.not_loading(version, exc) from exc
 
     def _prune(self, keep: str) -> None:
         versions = sorted(

@@ -7,7 +7,9 @@ import threading
 import time
 
 import pytest
+from dagster_ecs_container import links
 from dagster_ecs_container.codeservers import CodeServerError, CodeServers
+from dagster_ecs_container.release import Refused, Release
 
 GOOD = "import dagster as dg\n\n@dg.asset\ndef {name}():\n    return 1\n\ndefs = dg.Definitions(assets=[{name}])\n"
 
@@ -66,3 +68,25 @@ def test_a_version_that_does_not_load_never_gets_a_socket(tmp_path, servers):
         servers.start(broken, "broken")
     assert servers.current is good and servers.link.resolve() == good.socket and good.running
     assert servers.tick()
+
+
+def test_a_release_moves_the_dag_and_socket_links_together_or_not_at_all(tmp_path, servers):
+    """release.Release with real servers: refused by its server or by the webserver, nothing moves."""
+    live = tmp_path / "dags"
+    reloads, refused = [], {"v3"}
+    release = Release(live, servers, lambda version: reloads.append(version) or version not in refused)
+    release.go_live("v1", _version(tmp_path, "v1", GOOD.format(name="a")))
+    live_server = servers.current
+    before = (links.read(live), links.read(servers.link))
+    assert before == (str(tmp_path / "v1"), live_server.socket.name) and _accepts(servers.link)
+
+    with pytest.raises(Refused, match="v2 refused, its definitions do not load: .*not_installed_anywhere"):
+        release.go_live("v2", _version(tmp_path, "v2", "import not_installed_anywhere\n"))
+    assert (links.read(live), links.read(servers.link)) == before and servers.current is live_server
+
+    with pytest.raises(Refused, match="v3 refused: the code location did not load it"):
+        release.go_live("v3", _version(tmp_path, "v3", GOOD.format(name="c")))
+    assert (links.read(live), links.read(servers.link)) == before and servers.current is live_server
+    assert live_server.running and _accepts(servers.link)
+    assert reloads == ["v1", "v3", "v1"], "the webserver was not put back on the server it used"
+    assert sorted(p.name for p in servers.dir.iterdir()) == sorted([live_server.socket.name, "live.sock"])

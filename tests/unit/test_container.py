@@ -17,7 +17,7 @@ from dagster_ecs_container.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "collections"))
 
-from ansible_collections.dagster_ecs.fargate.plugins.module_utils import dags as plan  # noqa: E402
+from dagster_ecs_container import plan  # noqa: E402
 
 
 @pytest.mark.parametrize("launcher", ["default", "ecs"])
@@ -208,13 +208,113 @@ def test_prune_keeps_the_newest_and_always_the_live_version():
 def test_a_webserver_that_is_not_up_does_not_refuse_a_validated_version(tmp_path):
     import socket
 
-    from dagster_ecs_container.entrypoint import reload_webserver
+    from dagster_ecs_container.webserver import reload_webserver
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed again when the block ends: nothing listens there
     settings = Settings.from_env({"DAGSTER_APP_DIR": str(tmp_path), "DAGSTER_WEBSERVER_PORT": str(port)})
-    assert reload_webserver(settings, "0123456789abcdef") is True
+    assert reload_webserver(settings.graphql_url, "0123456789abcdef") is True
+
+
+@pytest.fixture
+def graphql_answers():
+    """A loopback GraphQL endpoint answering each POST with the next JSON body of the list; the requests seen."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    answers, seen = [], []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server API
+            seen.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            body = json.dumps(answers.pop(0)).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/graphql", answers, seen
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_webserver_reload_says_whether_the_location_loaded(graphql_answers, caplog):
+    from dagster_ecs_container.webserver import LOCATION, reload_webserver
+
+    url, answers, seen = graphql_answers
+    loaded = {"__typename": "WorkspaceLocationEntry", "loadStatus": "LOADED"}
+    answers.append(
+        {"data": {"reloadRepositoryLocation": {**loaded, "locationOrLoadError": {"__typename": "RepositoryLocation"}}}}
+    )
+    assert reload_webserver(url, "0123456789abcdef") is True
+    assert seen[0]["variables"] == {"name": LOCATION} and "reloadRepositoryLocation" in seen[0]["query"]
+    error = {"__typename": "PythonError", "message": "ImportError: pretend the image lacks a package"}
+    answers.append({"data": {"reloadRepositoryLocation": {**loaded, "locationOrLoadError": error}}})
+    assert reload_webserver(url, "fedcba9876543210") is False
+    assert "could not load DAG version fedcba9876543210: ImportError: pretend the image lacks a package" in caplog.text
+    answers.append(
+        {"data": {"reloadRepositoryLocation": {"__typename": "RepositoryLocationNotFound", "message": "no dags"}}}
+    )
+    assert reload_webserver(url, "fedcba9876543210") is False
+    assert "no dags" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ({"data": {"workspaceOrError": {"__typename": "PythonError"}}}, (False, "workspace unavailable")),
+        (
+            {"data": {"workspaceOrError": {"__typename": "Workspace", "locationEntries": []}}},
+            (False, "no code location"),
+        ),
+        (
+            {"data": {"workspaceOrError": {"__typename": "Workspace", "locationEntries": [{"loadStatus": "LOADING"}]}}},
+            (False, "code location loading"),
+        ),
+        (
+            {
+                "data": {
+                    "workspaceOrError": {
+                        "__typename": "Workspace",
+                        "locationEntries": [
+                            {"loadStatus": "LOADED", "locationOrLoadError": {"__typename": "PythonError"}}
+                        ],
+                    }
+                }
+            },
+            (False, "code location failed to load"),
+        ),
+        (
+            {
+                "data": {
+                    "workspaceOrError": {
+                        "__typename": "Workspace",
+                        "locationEntries": [
+                            {"loadStatus": "LOADED", "locationOrLoadError": {"__typename": "RepositoryLocation"}}
+                        ],
+                    }
+                }
+            },
+            (True, "ok"),
+        ),
+    ],
+)
+def test_the_health_check_reads_the_webservers_code_locations(graphql_answers, answer, expected):
+    from dagster_ecs_container.webserver import check_webserver
+
+    url, answers, seen = graphql_answers
+    answers.append(answer)
+    assert check_webserver(url) == expected
+    assert "variables" not in seen[0]
+    assert check_webserver("http://127.0.0.1:9/graphql") == (False, "dagster webserver not answering")
 
 
 def test_nginx_runs_without_the_database_password(tmp_path):
