@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml container/pyproject.toml requirements/constraints.txt | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml container/pyproject.toml localstack/pyproject.toml requirements/constraints.txt | sha1sum | cut -c1-12)
 PLAYBOOK := $(BIN)/ansible-playbook
 PYTEST_ARGS ?=
 # The offline profile's AWS endpoint; another port when something else (LocalStack, say) holds 4566.
@@ -18,10 +18,10 @@ OFFLINE_ARGS := $(if $(filter-out $(DEFAULT_ENDPOINT),$(ENDPOINT)),-e dagster_ec
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml container/pyproject.toml requirements/constraints.txt
+$(STAMP): pyproject.toml container/pyproject.toml localstack/pyproject.toml requirements/constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade 'pip>=24'
-	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[offline,dev]' -e ./container
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[dev]' -e ./container -e ./localstack
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -73,7 +73,7 @@ bench: venv ## Benchmarks: DAG publish/sync with 1,000 files vs aws s3 sync; dep
 	$(BIN)/python tests/bench/runs.py
 
 constraints: venv ## Re-pin requirements/constraints.txt from the current venv
-	{ echo "# Full resolved dependency set of .[offline,dev] and ./container on Python 3.11 (pip freeze)."; \
+	{ echo "# Full resolved dependency set of .[dev], ./container and ./localstack on Python 3.11 (pip freeze)."; \
 	  echo "# Regenerate with: make constraints"; \
 	  $(BIN)/pip freeze --exclude-editable | grep -v '^-e' | sort -f; } > requirements/constraints.txt
 

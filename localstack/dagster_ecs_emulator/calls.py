@@ -27,7 +27,7 @@ import threading
 from collections import Counter
 from urllib.parse import parse_qs, unquote
 
-from .compat import credential_scope, json_response, moto_scope, query_action, request_body, request_json
+from .wsgi import credential_scope, json_response, moto_scope, query_action, request_body, request_json
 
 CALLS_PATH = "/_dagster_ecs_emulator/calls"
 MAX_DISTINCT = 50_000  # distinct (principal, action, resource, context) entries kept; the rest only counted

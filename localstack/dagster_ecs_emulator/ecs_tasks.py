@@ -11,10 +11,11 @@ after ``stopTimeout``).
 Offline, the local runtime (``runtime.py``, ``oneoff.py``) runs the tasks. This module makes moto's
 tasks carry what the runtime reports:
 
-* installed into moto's ECS backend (``install``): a task never advances by itself; a task made by
-  ``RunTask`` starts PROVISIONING; ``StopTask`` of a task a runtime has *claimed* only records the
-  desired status, the reason and ``stopCode: UserInitiated`` (the runtime stops it and reports
-  STOPPED); an unclaimed task (no runtime runs it) stops at once, as moto did;
+* installed into moto's ECS backend (``patches()``, through ``patches.py``): a task never advances
+  by itself; a task made by ``RunTask`` starts PROVISIONING; ``StopTask`` of a task a runtime has
+  *claimed* only records the desired status, the reason and ``stopCode: UserInitiated`` (the
+  runtime stops it and reports STOPPED); an unclaimed task (no runtime runs it) stops at once, as
+  moto did;
 * a control endpoint the runtime reports through (loopback, like the rest of the emulator)::
 
     POST /_dagster_ecs_emulator/ecs/task
@@ -103,18 +104,11 @@ def set_state(task, last_status: str | None = None, exit_code: int | None = None
         container.reason = reason
 
 
-def install() -> None:
-    """Patch moto's ECS backend: no auto-progression, PROVISIONING at RunTask, StopTask of claimed tasks deferred."""
-    from moto.ecs.models import EC2ContainerServiceBackend, Task
+def _never_advance(_original):
+    return lambda self: None  # the runtime reports the state (set_state), never a timer
 
-    if getattr(Task, "dagster_ecs_truthful", False):
-        return
-    Task.advance = lambda self: None  # the runtime reports the state (set_state), never a timer
-    Task.dagster_ecs_truthful = True
 
-    run_task = EC2ContainerServiceBackend.run_task
-    stop_task = EC2ContainerServiceBackend.stop_task
-
+def _truthful_run_task(run_task):
     def truthful_run_task(self, *args, **kwargs):
         tasks = run_task(self, *args, **kwargs)
         for task in tasks:
@@ -124,6 +118,10 @@ def install() -> None:
                 container.last_status = "PENDING"
         return tasks
 
+    return truthful_run_task
+
+
+def _deferred_stop_task(stop_task):
     def deferred_stop_task(self, cluster_str, task_str, reason):
         with _LOCK:
             task = _find(self, cluster_str, task_str)
@@ -135,10 +133,10 @@ def install() -> None:
             task.stopping_at = _now()
             return task
 
-    list_tasks = EC2ContainerServiceBackend.list_tasks
-    describe_services = EC2ContainerServiceBackend.describe_services
-    update_service = EC2ContainerServiceBackend.update_service
+    return deferred_stop_task
 
+
+def _deploying_update_service(update_service):
     def deploying_update_service(self, service_properties):
         # moto keeps the PRIMARY deployment (id, createdAt) when the task definition changes; ECS starts a
         # new deployment (the old one is ACTIVE while its tasks drain: count_service_tasks lists those).
@@ -167,13 +165,19 @@ def install() -> None:
             service.deployments[0] = deployment
         return service
 
+    return deploying_update_service
+
+
+def _service_list_tasks(list_tasks):
     def service_list_tasks(self, *args, **kwargs):
         tasks = list_tasks(self, *args, **kwargs)
         name = kwargs.get("service_name")
         return [task for task in tasks if task.group == f"service:{name.split('/')[-1]}"] if name else tasks
 
-    delete_cluster = EC2ContainerServiceBackend.delete_cluster
+    return service_list_tasks
 
+
+def _busy_delete_cluster(delete_cluster):
     def busy_delete_cluster(self, cluster_str):
         # moto deletes a cluster whatever runs in it; ECS refuses while a task is not STOPPED.
         from moto.ecs.exceptions import ECSException
@@ -188,6 +192,10 @@ def install() -> None:
             )
         return delete_cluster(self, cluster_str)
 
+    return busy_delete_cluster
+
+
+def _counted_describe_services(describe_services):
     def counted_describe_services(self, cluster_str, names):
         services, failures = describe_services(self, cluster_str, names)
         with _LOCK:
@@ -195,12 +203,27 @@ def install() -> None:
                 count_service_tasks(self, service)
         return services, failures
 
-    EC2ContainerServiceBackend.run_task = truthful_run_task
-    EC2ContainerServiceBackend.stop_task = deferred_stop_task
-    EC2ContainerServiceBackend.list_tasks = service_list_tasks
-    EC2ContainerServiceBackend.describe_services = counted_describe_services
-    EC2ContainerServiceBackend.update_service = deploying_update_service
-    EC2ContainerServiceBackend.delete_cluster = busy_delete_cluster
+    return counted_describe_services
+
+
+def patches() -> list:
+    """moto's ECS backend as this module needs it: no auto-progression, PROVISIONING at RunTask, StopTask of
+    claimed tasks deferred, services counting their tasks, a deployment per revision, ListTasks by service,
+    DeleteCluster refused while a task runs. Installed by ``build_app`` (``patches.py``)."""
+    from moto.ecs.models import EC2ContainerServiceBackend as Backend
+    from moto.ecs.models import Task
+
+    from .patches import Patch
+
+    return [
+        Patch(Task, "advance", _never_advance),
+        Patch(Backend, "run_task", _truthful_run_task),
+        Patch(Backend, "stop_task", _deferred_stop_task),
+        Patch(Backend, "list_tasks", _service_list_tasks),
+        Patch(Backend, "describe_services", _counted_describe_services),
+        Patch(Backend, "update_service", _deploying_update_service),
+        Patch(Backend, "delete_cluster", _busy_delete_cluster),
+    ]
 
 
 def _revision(arn: str) -> str:
@@ -280,7 +303,7 @@ class TaskControl:
     def __call__(self, environ, start_response):
         if environ.get("PATH_INFO") != TASK_PATH:
             return self.app(environ, start_response)
-        from .compat import json_response, request_json
+        from .wsgi import json_response, request_json
 
         status, payload = "200 OK", {}
         try:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from .compat import credential_scope, json_response, query_action
+from .wsgi import credential_scope, json_response, query_action
 
 FAULTS_PATH = "/_dagster_ecs_emulator/faults"
 ENV_VAR = "DAGSTER_ECS_EMULATOR_FAULTS"

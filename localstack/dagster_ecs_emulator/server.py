@@ -2,8 +2,8 @@
 
 moto's own ``ThreadedMotoServer`` binds the bare ``DomainDispatcherApplication``;
 we bind the same application wrapped in :class:`~dagster_ecs_emulator.compat.CompatLayer`
-so the stock amazon.aws / community.aws modules see AWS's behaviour where moto
-diverges. The server binds to loopback only.
+(and moto's model patched where a shim needs it, ``patches.py``) so the stock amazon.aws /
+community.aws modules see AWS's behaviour where moto diverges. The server binds to loopback only.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ from collections.abc import Iterable
 
 from werkzeug.serving import make_server
 
-from . import __version__
+from . import __version__, patches
 from .calls import CallRecorder
-from .compat import SHIMS, CompatLayer
+from .compat import SHIMS, CompatLayer, EcrRegistryV2, EcsTaskLifecycle, Shim
+from .ecs_tasks import TaskControl
 from .faults import FaultInjector
 from .rds_data import RdsDataPlane
+from .registry import Registry
 
 LOG = logging.getLogger("dagster_ecs_emulator")
 
@@ -42,22 +44,34 @@ class HealthEndpoint:
         return self.app(environ, start_response)
 
 
-def build_app(disabled_shims: Iterable[str] = (), faults: Iterable[dict] = ()):
-    """Return the WSGI application: moto + compatibility shims + fault injection + registry, RDS data plane,
-    the call recorder (every signed call, attributed to its principal: calls.py), health."""
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-
+def active_shims(disabled_shims: Iterable[str] = ()) -> list[Shim]:
+    """The registry's shims less the disabled ones; an unknown name is an error."""
     disabled = set(disabled_shims)
     unknown = disabled - {shim.name for shim in SHIMS}
     if unknown:
         raise ValueError(f"unknown shim(s): {', '.join(sorted(unknown))}; known: {', '.join(s.name for s in SHIMS)}")
-    shims = [shim for shim in SHIMS if shim.name not in disabled]
-    for shim in shims:
-        shim.install()
+    return [shim for shim in SHIMS if shim.name not in disabled]
+
+
+def build_app(disabled_shims: Iterable[str] = (), faults: Iterable[dict] = ()):
+    """Return the WSGI application, outermost first: health, the call recorder (every signed call, attributed
+    to its principal: calls.py), the RDS data plane, the ECS task control endpoint and the ECR registry (each
+    unless its shim is disabled), fault injection, the compatibility layer's rewrites, moto.
+
+    moto's own code is patched for exactly the active shims that need it (``patches.py``): what an
+    earlier ``build_app`` of this process installed is put back first."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    shims = active_shims(disabled_shims)
+    names = {shim.name for shim in shims}
+    patches.uninstall()
+    patches.install(patch for shim in shims for patch in shim.patches())
     app = FaultInjector(CompatLayer(DomainDispatcherApplication(create_backend_app), shims), faults)
-    for shim in shims:  # whole APIs moto lacks (the ECR registry), served in front of the layer
-        app = shim.wrap(app)
-    return HealthEndpoint(CallRecorder(RdsDataPlane(app)), (shim.name for shim in shims))
+    if EcrRegistryV2.name in names:  # the Docker Registry HTTP API v2 moto lacks (registry.py)
+        app = Registry(app)
+    if EcsTaskLifecycle.name in names:  # the local runtime reports its tasks' states here (ecs_tasks.py)
+        app = TaskControl(app)
+    return HealthEndpoint(CallRecorder(RdsDataPlane(app)), sorted(names))
 
 
 def serve(host: str, port: int, disabled_shims: Iterable[str] = (), faults: Iterable[dict] = ()) -> None:

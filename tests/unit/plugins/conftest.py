@@ -5,9 +5,8 @@
   returns the JSON result it printed; a failure has ``failed: true``.
 * ``aws`` gives a test fresh state in moto's in-process ``mock_aws`` (no network) and routes every boto3 call through
   :class:`FakeAws`, which records calls, injects errors (throttling, AccessDenied, 5xx) and
-  fills the few gaps of moto 5.2.5 that these modules meet, the way the offline emulator's
-  shims do (``localstack/dagster_ecs_emulator/compat.py``). Retry back-off sleeps are recorded,
-  not slept.
+  fills the few gaps of moto 5.2.5 that these modules meet with the offline emulator's own shim
+  code (``localstack/dagster_ecs_emulator/compat/``). Retry back-off sleeps are recorded, not slept.
 * ``clock`` replaces the time of ``module_utils.common.wait_until`` and of the stack_health action with a fake one.
 * ``http_server`` is a tiny HTTP server on 127.0.0.1 (a free port) answering from a route table.
 """

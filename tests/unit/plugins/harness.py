@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from ansible.module_utils.common import warnings as _warnings
 from ansible.module_utils.testing import patch_module_args
 from botocore.exceptions import ClientError
+from dagster_ecs_emulator.compat import applicationautoscaling, servicediscovery
 
 REGION = "ap-southeast-2"
 ACCOUNT = "123456789012"  # moto's default account
@@ -84,7 +85,6 @@ class FakeAws:
     calls: list = field(default_factory=list)
     sleeps: list = field(default_factory=list)
     rules: list = field(default_factory=list)
-    autoscaling_tags: dict = field(default_factory=dict)
     clients: dict = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -144,72 +144,49 @@ class FakeAws:
 
         return _make_api_call
 
-    # --- moto 5.2.5 gaps, emulated as AWS behaves (see the emulator's compat shims) ----------
+    # --- moto 5.2.5 gaps, filled as AWS behaves by the emulator's own shims (dagster_ecs_emulator.compat) ----
     def _emulate_application_autoscaling_RegisterScalableTarget(self, call, params):
         response = call()
-        self.autoscaling_tags.setdefault(response["ScalableTargetARN"], {}).update(params.get("Tags") or {})
-        return response
-
-    def _autoscaling_arn_known(self, arn):
-        if arn not in self.autoscaling_tags:
-            raise client_error("ListTagsForResource", "ResourceNotFoundException", f"No scalable target {arn}")
-        return self.autoscaling_tags[arn]
-
-    def _emulate_application_autoscaling_ListTagsForResource(self, call, params):
-        return {"Tags": dict(self._autoscaling_arn_known(params["ResourceARN"]))}
-
-    def _emulate_application_autoscaling_TagResource(self, call, params):
-        self._autoscaling_arn_known(params["ResourceARN"]).update(params["Tags"])
-        return {}
-
-    def _emulate_application_autoscaling_UntagResource(self, call, params):
-        tags = self._autoscaling_arn_known(params["ResourceARN"])
-        for key in params["TagKeys"]:
-            tags.pop(key, None)
-        return {}
-
-    def _emulate_application_autoscaling_DeregisterScalableTarget(self, call, params):
-        found = self.client("application-autoscaling").describe_scalable_targets(
-            ServiceNamespace=params["ServiceNamespace"], ResourceIds=[params["ResourceId"]]
-        )
-        response = call()
-        for target in found["ScalableTargets"]:
-            self.autoscaling_tags.pop(target.get("ScalableTargetARN"), None)
-        return response
-
-    def _emulate_servicediscovery_CreatePrivateDnsNamespace(self, call, params):
-        """AWS associates the namespace's private hosted zone with its VPC; moto does not."""
-        from moto.route53.models import route53_backends
-        from moto.servicediscovery.models import servicediscovery_backends
-
-        response = call()
-        backend = servicediscovery_backends[ACCOUNT][REGION]
-        namespace = backend.namespaces[backend.operations[response["OperationId"]].targets["NAMESPACE"]]
-        zone = route53_backends[ACCOUNT]["aws"].get_hosted_zone(namespace.dns_properties["HostedZoneId"])
-        zone.add_vpc(namespace.vpc, REGION)
+        applicationautoscaling.remember_tags(ACCOUNT, REGION, response["ScalableTargetARN"], params.get("Tags"))
         return response
 
     @staticmethod
-    def _filtered(call, params, key, fields):
-        """AWS applies ListNamespaces/ListServices ``Filters``; moto ignores them."""
+    def _autoscaling_tag_call(operation, params):
+        answer = applicationautoscaling.tag_call(ACCOUNT, REGION, operation, params)
+        if answer is None:
+            message = applicationautoscaling.no_target_message(params.get("ResourceARN"))
+            raise client_error(operation, "ResourceNotFoundException", message)
+        return answer
+
+    def _emulate_application_autoscaling_ListTagsForResource(self, call, params):
+        return self._autoscaling_tag_call("ListTagsForResource", params)
+
+    def _emulate_application_autoscaling_TagResource(self, call, params):
+        return self._autoscaling_tag_call("TagResource", params)
+
+    def _emulate_application_autoscaling_UntagResource(self, call, params):
+        return self._autoscaling_tag_call("UntagResource", params)
+
+    def _emulate_servicediscovery_CreatePrivateDnsNamespace(self, call, params):
         response = call()
-        for flt in params.get("Filters") or []:
-            field_of = fields.get(flt["Name"])
-            if field_of:
-                response[key] = [item for item in response[key] if field_of(item) in flt["Values"]]
+        servicediscovery.associate_namespace_vpc(ACCOUNT, REGION, response["OperationId"])
         return response
 
     def _emulate_servicediscovery_ListNamespaces(self, call, params):
+        response = call()
         fields = {"TYPE": lambda item: item.get("Type"), "NAME": lambda item: item.get("Name")}
-        return self._filtered(call, params, "Namespaces", fields)
+        response["Namespaces"] = servicediscovery.filtered(response["Namespaces"], params.get("Filters"), fields)
+        return response
 
     def _emulate_servicediscovery_ListServices(self, call, params):
         from moto.servicediscovery.models import servicediscovery_backends
 
         services = servicediscovery_backends[ACCOUNT][REGION].services
-        # a service summary carries no namespace id: moto's service object knows it
+        response = call()
+        # a service summary (as botocore parses it) carries no namespace id: moto's service object knows it
         fields = {"NAMESPACE_ID": lambda item: services[item["Id"]].namespace_id}
-        return self._filtered(call, params, "Services", fields)
+        response["Services"] = servicediscovery.filtered(response["Services"], params.get("Filters"), fields)
+        return response
 
 
 class FakeClock:
