@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Run every molecule scenario, in site.yml's order, on one fresh emulator: `make molecule`.
+"""Run every molecule scenario, in the stage map's (site.yml's) order, on one fresh emulator: `make molecule`.
 
 `molecule test --all` works too, but runs the scenarios alphabetically, so the first one
 (autoscaling) has its prepare build a dozen stages the later scenarios then converge again. In
@@ -17,33 +17,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 
-# The default scenario (create/destroy: the emulator), then the roles as site.yml runs them;
-# offline_endpoint uses an emulator of its own and can go anywhere; teardown deletes the stack, last.
-ORDER = [
-    "default",
-    "preflight",
-    "offline_endpoint",
-    "network",
-    "security_groups",
-    "logging",
-    "storage",
-    "dags",
-    "registry",
-    "image",
-    "secrets",
-    "database",
-    "iam",
-    "loadbalancer",
-    "discovery",
-    "ecs",
-    "autoscaling",
-    "local_runtime",
-    "outputs",
-    "verify",
-    "teardown",
-]
+# The default scenario (create/destroy: the emulator), the preflight and offline_endpoint (which uses
+# an emulator of its own and can go anywhere), then the stages in the stage map's order, each finding
+# what it needs already built; teardown deletes the stack, last.
+STAGE_MAP = ROOT / "playbooks" / "vars" / "stages.yml"
+
+
+def order() -> list[str]:
+    stages = [stage["name"] for stage in yaml.safe_load(STAGE_MAP.read_text())["dagster_ecs_stages"]]
+    return ["default", "preflight", "offline_endpoint"] + [s for s in stages if s != "preflight"] + ["teardown"]
 
 
 def free_port() -> int:
@@ -53,9 +39,10 @@ def free_port() -> int:
 
 
 def command(extra: list[str]) -> tuple[list[str], dict[str, str]]:
-    missing = sorted({p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml")} - set(ORDER))
+    scenarios = order()
+    missing = sorted({p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml")} - set(scenarios))
     if missing:
-        raise SystemExit(f"molecule/run.py: scenarios not in ORDER: {', '.join(missing)}")
+        raise SystemExit(f"molecule/run.py: scenarios that are not stages of {STAGE_MAP}: {', '.join(missing)}")
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("ANSIBLE_CONFIG", None)
@@ -64,7 +51,7 @@ def command(extra: list[str]) -> tuple[list[str], dict[str, str]]:
     # Named scenarios (-s) run in the order they are named, each found as molecule/<name>/molecule.yml.
     env.pop("MOLECULE_GLOB", None)
     argv = [str(Path(sys.executable).parent / "molecule"), "test"]
-    for name in ORDER:
+    for name in scenarios:
         argv += ["-s", name]
     return argv + extra, env
 

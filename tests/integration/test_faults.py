@@ -18,7 +18,7 @@ retried, and the runs must go on past them (to the interruption, or to success).
 (That a further run changes nothing is each molecule scenario's idempotence, test_site's
 certificate re-run and test_workload's check-mode re-run.)
 
-Everything runs with ``--skip-tags runtime,verify,dags,image``: no local Dagster process, no
+Everything runs with ``--skip-tags local_runtime,verify,dags,image``: no local Dagster process, no
 image build; every AWS resource of the stack is still provisioned.
 """
 
@@ -42,7 +42,7 @@ pytestmark = pytest.mark.integration
 
 PROJECT = "dagster-ecs"
 REGION = "ap-southeast-2"
-SKIP = ("--skip-tags", "runtime,verify,dags,image")
+SKIP = ("--skip-tags", "local_runtime,verify,dags,image")
 FAULTS = "/_dagster_ecs_emulator/faults"
 BUCKET = r"^/dagster-ecs-dags-[^/?]+"
 

@@ -214,7 +214,7 @@ def test_dag_bucket_is_private_encrypted_and_versioned(deployed, aws):
 def test_only_the_load_balancer_is_open_to_the_internet_and_only_on_80_and_443(deployed, aws):
     """Every group in the account (the project's, its VPC's default, the default VPC's) is checked.
 
-    Without a certificate the ALB group opens tcp/80 only (stage_checks.security, after test_workload.py's
+    Without a certificate the ALB group opens tcp/80 only (stage_checks.security_groups, after test_workload.py's
     deployment and in molecule's security_groups scenario).
     """
     ec2 = aws("ec2")
@@ -269,7 +269,7 @@ def test_second_run_with_the_certificate_changes_nothing(deployed, production):
 
     The whole of site.yml re-running with no change is each molecule scenario's idempotence.
     """
-    again = production("site.yml", "--tags", "security,loadbalancer")
+    again = production("site.yml", "--tags", "security_groups,loadbalancer")
     assert again.returncode == 0, again.output[-6000:]
     assert again.recap["changed"] == 0, f"changed on re-run: {again.changed_tasks()}"
 

@@ -17,6 +17,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 if __package__ in (None, ""):  # run as a script (molecule's verify): python tests/support/stage_checks.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -24,6 +26,15 @@ from support.aws_inventory import REGION, clients, leftovers  # noqa: E402
 from support.net import request, wait_for  # noqa: E402
 
 ACCOUNT = "123456789012"
+# What the checks expect is what the offline profile's inventory asks for (its literal values).
+INVENTORY_VARS = Path(__file__).resolve().parents[2] / "inventory/localstack/group_vars/all/dagster_ecs.yml"
+
+
+def inventory(name: str):
+    """A variable of the offline inventory (a literal value, not a template)."""
+    value = yaml.safe_load(INVENTORY_VARS.read_text())[name]
+    assert "{{" not in str(value), f"{name} in {INVENTORY_VARS} is a template; the checks read literal values only"
+    return value
 
 
 @dataclass
@@ -57,13 +68,12 @@ class Stack:
 def network(stack: Stack) -> None:
     ec2 = stack.aws("ec2")
     vpcs = ec2.describe_vpcs(Filters=[{"Name": "tag:Project", "Values": [stack.project]}])["Vpcs"]
-    assert [v["CidrBlock"] for v in vpcs] == ["10.0.0.0/16"]
+    assert [v["CidrBlock"] for v in vpcs] == [inventory("network_vpc_cidr")]
     vpc_id = vpcs[0]["VpcId"]
     subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Subnets"]
-    assert sorted((s["CidrBlock"], s["AvailabilityZone"]) for s in subnets) == [
-        ("10.0.1.0/24", f"{stack.region}a"),
-        ("10.0.2.0/24", f"{stack.region}b"),
-    ]
+    assert sorted((s["CidrBlock"], s["AvailabilityZone"]) for s in subnets) == sorted(
+        (subnet["cidr"], f"{stack.region}{subnet['az']}") for subnet in inventory("network_public_subnets")
+    )
     assert all(s["MapPublicIpOnLaunch"] for s in subnets)
     igws = ec2.describe_internet_gateways(Filters=[{"Name": "attachment.vpc-id", "Values": [vpc_id]}])
     assert len(igws["InternetGateways"]) == 1
@@ -75,7 +85,7 @@ def network(stack: Stack) -> None:
     assert {a["SubnetId"] for a in tables[0]["Associations"]} == {s["SubnetId"] for s in subnets}
 
 
-def security(stack: Stack) -> None:
+def security_groups(stack: Stack) -> None:
     groups = stack.groups()
     assert set(groups) == {"alb", "tasks", "database", "efs"}
     ids = {name: g["GroupId"] for name, g in groups.items()}
@@ -91,22 +101,24 @@ def security(stack: Stack) -> None:
             for p in groups[name]["IpPermissions"]
         ]
 
-    assert ingress("alb") == [("tcp", 80, ["0.0.0.0/0"], [])]
-    assert ("tcp", 8080, [], [ids["alb"]]) in ingress("tasks")
+    port = inventory("dagster_ecs_proxy_port")
+    assert ingress("alb") == [("tcp", 80, inventory("security_groups_alb_ingress_cidrs"), [])]
+    assert ("tcp", port, [], [ids["alb"]]) in ingress("tasks")
     assert all(not cidrs for _, _, cidrs, _ in ingress("tasks")), "tasks must not be open to any CIDR"
     assert ingress("database") == [("tcp", 5432, [], [ids["tasks"]])]
     assert ingress("efs") == [("tcp", 2049, [], [ids["tasks"]])]
     alb_egress = groups["alb"]["IpPermissionsEgress"]
     assert [
         (p["IpProtocol"], p.get("FromPort"), [u["GroupId"] for u in p["UserIdGroupPairs"]]) for p in alb_egress
-    ] == [("tcp", 8080, [ids["tasks"]])]
+    ] == [("tcp", port, [ids["tasks"]])]
     assert groups["database"]["IpPermissionsEgress"] == []
     assert groups["efs"]["IpPermissionsEgress"] == []
 
 
 def logging(stack: Stack) -> None:
     logs = stack.aws("logs").describe_log_groups(logGroupNamePrefix=f"/ecs/{stack.project}")["logGroups"]
-    assert [(g["logGroupName"], g["retentionInDays"]) for g in logs] == [(f"/ecs/{stack.project}", 30)]
+    retention = inventory("logging_retention_days")
+    assert [(g["logGroupName"], g["retentionInDays"]) for g in logs] == [(f"/ecs/{stack.project}", retention)]
 
 
 def storage(stack: Stack) -> None:
@@ -241,7 +253,7 @@ def loadbalancer(stack: Stack) -> None:
     assert len(lb["AvailabilityZones"]) == 2
     assert lb["SecurityGroups"] == [stack.groups()["alb"]["GroupId"]]
     tg = elb.describe_target_groups(Names=[f"{stack.project}-web"])["TargetGroups"][0]
-    assert (tg["TargetType"], tg["Port"], tg["Protocol"]) == ("ip", 8080, "HTTP")
+    assert (tg["TargetType"], tg["Port"], tg["Protocol"]) == ("ip", inventory("dagster_ecs_proxy_port"), "HTTP")
     assert tg["HealthCheckPath"] == "/health"
     listeners = elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
     assert [(li["Port"], li["Protocol"], li["DefaultActions"][0]["TargetGroupArn"]) for li in listeners] == [
@@ -291,7 +303,7 @@ def ecs(stack: Stack) -> None:
     web = services["webserver"]
     assert web["deploymentConfiguration"]["minimumHealthyPercent"] == 100
     assert web["deploymentConfiguration"]["maximumPercent"] == 200
-    assert web["loadBalancers"][0]["containerPort"] == 8080
+    assert web["loadBalancers"][0]["containerPort"] == inventory("dagster_ecs_proxy_port")
     assert web["healthCheckGracePeriodSeconds"] == 120
     daemon = services["daemon"]
     assert daemon["deploymentConfiguration"]["maximumPercent"] == 100, "two Dagster daemons must never overlap"
@@ -357,10 +369,10 @@ def _local_url(stack: Stack) -> str:
     return stack.url
 
 
-def runtime(stack: Stack) -> None:
+def local_runtime(stack: Stack) -> None:
     """The local tasks serve Dagster behind basic auth: /health is public, the rest needs the credentials."""
     url = _local_url(stack)
-    # The runtime stage starts the tasks and returns (on AWS, the verify stage is what waits for them).
+    # The local_runtime stage starts the tasks and returns (on AWS, the verify stage is what waits for them).
     wait_for(lambda: request(f"{url}/health"), 240, 2, "/health", until=lambda answer: answer == (200, b"ok\n"))
     assert request(f"{url}/server_info")[0] == 401
     auth = json.loads(
@@ -372,7 +384,7 @@ def runtime(stack: Stack) -> None:
 
 def verify(stack: Stack) -> None:
     """The verify stage's module saw what these see: /health is 200 and the outputs' URL is the runtime's."""
-    runtime(stack)
+    local_runtime(stack)
     assert stack.outputs()["load_balancer_url"] == _local_url(stack)
 
 
@@ -397,7 +409,7 @@ CHECKS = {
         preflight,
         offline_endpoint,
         network,
-        security,
+        security_groups,
         logging,
         storage,
         dags,
@@ -410,7 +422,7 @@ CHECKS = {
         discovery,
         ecs,
         autoscaling,
-        runtime,
+        local_runtime,
         outputs,
         verify,
         teardown,

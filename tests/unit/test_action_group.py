@@ -67,4 +67,4 @@ def test_every_stage_play_ends_early_when_its_tag_is_not_selected():
         for play in plays:
             first = (play.get("pre_tasks") or [{}])[0]
             assert first.get("ansible.builtin.import_tasks") == "tasks/stage_gate.yml", f"{stem}: {play['name']}"
-            assert first["vars"]["stage_gate_tag"] in tags, f"{stem}: the gate names another stage's tag"
+            assert play["vars"]["dagster_ecs_stage"] in tags, f"{stem}: the play names another stage's tag"
