@@ -33,7 +33,10 @@ def test_localstack_lacking_services_stops_the_run_before_any_aws_call(tmp_path)
                            ("application-autoscaling", "autoscaling")]:  # fmt: skip
         assert f"{service} (" in output and stage in output.split(f"{service} (", 1)[1].split(")")[0], service
     assert "LocalStack Pro" in output and "make rehearsal ENDPOINT=http://127.0.0.1:4599" in output
-    assert "Of the selected stages LocalStack can serve preflight, network, security, logging, dags, secrets" in output
+    assert (
+        "Of the selected stages LocalStack can serve preflight, network, security_groups, logging, dags, secrets"
+        in output
+    )
     assert stub.aws_calls() == [], "an AWS call reached the endpoint before the check"
 
 

@@ -143,3 +143,35 @@ def test_the_offline_endpoint_derives_its_services_from_the_map():
     text = (ROOT / "roles/offline_endpoint/vars/main.yml").read_text()
     assert "offline_endpoint_stage_map" in text
     assert not any(f"\n  {name}:" in text for name in NAMES), "the stages are written in the role again"
+
+
+def test_the_services_each_stage_calls_are_what_they_were_before_the_map():
+    """The offline endpoint's derivation, rendered: each stage's own services and its lookups' (a LocalStack
+    lacking one stops the run before any AWS call, naming the stage). The expected table is the one the
+    role wrote by hand before the stage map (stages renamed)."""
+    import jinja2
+
+    template = yaml.safe_load((ROOT / "roles/offline_endpoint/vars/main.yml").read_text())["offline_endpoint_stages"]
+    environment = jinja2.Environment()  # noqa: S701 - renders data for YAML, not HTML
+    rendered = environment.from_string(template).render(offline_endpoint_stage_map=STAGES)
+    derived = {name: sorted(info["services"]) for name, info in yaml.safe_load(rendered).items()}
+    assert derived == {
+        "preflight": ["iam", "sts"],
+        "network": ["ec2"],
+        "security_groups": ["ec2"],
+        "logging": ["logs"],
+        "storage": ["ec2", "efs", "s3"],
+        "dags": ["s3", "secretsmanager"],
+        "registry": ["ecr"],
+        "image": ["ecr"],
+        "secrets": ["secretsmanager"],
+        "database": ["ec2", "rds", "secretsmanager"],
+        "iam": ["ec2", "ecr", "efs", "iam", "logs", "s3", "secretsmanager"],
+        "loadbalancer": ["ec2", "elbv2"],
+        "discovery": ["ec2", "servicediscovery"],
+        "ecs": ["ec2", "ecr", "ecs", "efs", "elbv2", "iam", "logs", "rds", "s3", "secretsmanager", "servicediscovery"],
+        "autoscaling": ["application-autoscaling"],
+        "local_runtime": ["ecs", "rds", "secretsmanager"],
+        "outputs": ["ec2", "ecr", "ecs", "efs", "elbv2", "logs", "rds", "s3", "secretsmanager", "servicediscovery"],
+        "verify": ["ecs", "elbv2", "rds", "secretsmanager"],
+    }
