@@ -50,7 +50,7 @@ test: venv ## Run every test (lint, sanity, coverage, unit, molecule, emulator, 
 	$(BIN)/pytest -n auto --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 test-unit: venv ## Only the fast tests (no ansible-playbook runs, no ansible-test)
-	$(BIN)/pytest -m "not integration and not slow" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not integration and not slow" -n auto --dist loadfile $(PYTEST_ARGS)
 
 test-integration: venv ## Only the tests that drive ansible-playbook against a fresh emulator
 	$(BIN)/pytest -m integration $(PYTEST_ARGS)
@@ -59,7 +59,7 @@ molecule: venv ## Every role's molecule scenario, in site.yml's order, on one fr
 	$(BIN)/python molecule/run.py
 
 coverage: venv ## Line coverage of the collection's Python by its unit tests (fails under 90 %)
-	$(BIN)/pytest tests/unit/plugins tests/unit/test_tagged.py tests/unit/test_taskdef.py -n auto --dist loadfile --cov --cov-report=term-missing
+	$(BIN)/pytest collections/ansible_collections/dagster_ecs/fargate/tests/unit -n auto --dist loadfile --cov --cov-report=term-missing
 
 sanity: venv ## ansible-test sanity on the collection, offline (tests/support/ansible_sanity.py)
 	$(BIN)/python tests/support/ansible_sanity.py

@@ -1,5 +1,6 @@
 """The collection is one you could publish: it builds, installs from its tarball, documents every
-plugin, carries its licence, and its changelog names every plugin it ships."""
+plugin, carries its licence and its unit tests (test_coverage.py runs them, and checks that
+`ansible-test units` finds them), and its changelog names every plugin it ships."""
 
 from __future__ import annotations
 
@@ -47,6 +48,9 @@ def test_the_tarball_carries_the_licence_and_the_changelog(tarball):
     assert manifest["collection_info"]["license"] == ["GPL-3.0-or-later"]
     assert not any(name.startswith(("tests/output", ".")) or name.endswith(".pyc") for name in names), names
     assert {f"plugins/modules/{module}.py" for module in MODULES} <= names
+    # Its unit tests ship with it, as amazon.aws's do (ansible-test units runs them from an installed copy too).
+    assert {f"tests/unit/plugins/modules/test_{module}.py" for module in MODULES} <= names
+    assert {"tests/unit/plugins/conftest.py", "tests/unit/plugins/harness.py"} <= names
 
 
 def test_installed_from_the_tarball_every_module_is_documented(tarball, tmp_path):

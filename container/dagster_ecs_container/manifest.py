@@ -37,7 +37,7 @@ from pathlib import Path
 
 FORMAT = 1
 # The prefix both sides use unless told otherwise (dag_publish's `prefix`, the role's `dags_prefix`,
-# the containers' DAGSTER_DAGS_PREFIX; tests/unit/plugins/test_dag_plan.py checks they agree).
+# the containers' DAGSTER_DAGS_PREFIX; tests/unit/test_dag_plan.py checks they agree).
 DEFAULT_PREFIX = "dags/"
 MANIFEST = "manifest.json"
 HISTORY = "manifests/"

@@ -4,8 +4,9 @@
 collection order; xdist's default would order them by number of tests and start the 2-test molecule
 file last). Starting the longest files first keeps one worker from running a long file alone at the end.
 
-The figures live in ``tests/durations.json``: seconds per file (paths under ``tests/``), the sum of the
-setup, call and teardown durations pytest reported for its tests in the last run that stored them.
+The figures live in ``tests/durations.json``: seconds per file (paths relative to ``tests/``, so the collection's
+unit tests are ``../collections/ansible_collections/...``), the sum of the setup, call and teardown durations
+pytest reported for its tests in the last run that stored them.
 Refresh them after a change that moves the figures a lot, from a whole run on the CI machine:
 ``make test PYTEST_ARGS=--store-durations`` (a partial run updates only the files it ran).
 """
@@ -13,6 +14,7 @@ Refresh them after a change that moves the figures a lot, from a whole run on th
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -40,7 +42,7 @@ def longest_first(items, recorded: dict[str, float]) -> None:
 
 
 def relative(path) -> str:
-    return Path(path).resolve().relative_to(TESTS).as_posix()
+    return Path(os.path.relpath(Path(path).resolve(), TESTS)).as_posix()
 
 
 class Recorder:
@@ -50,10 +52,8 @@ class Recorder:
         self.seconds: dict[str, float] = defaultdict(float)
 
     def add(self, report) -> None:
-        path = report.nodeid.split("::", 1)[0]
-        self.seconds[Path(path).relative_to("tests").as_posix() if path.startswith("tests/") else path] += (
-            report.duration
-        )
+        # node ids are relative to the rootdir, the repository (where pyproject.toml is)
+        self.seconds[relative(TESTS.parent / report.nodeid.split("::", 1)[0])] += report.duration
 
     def save(self, path: Path = DURATIONS) -> dict[str, float]:
         merged = {**load(path), **{name: round(seconds, 1) for name, seconds in self.seconds.items()}}

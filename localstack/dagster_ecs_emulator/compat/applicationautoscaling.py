@@ -1,7 +1,7 @@
 """Application Auto Scaling (moto's ``applicationautoscaling``).
 
 :func:`tag_call` and :func:`remember_tags` are the tag shim's logic on plain values; the
-collection's unit-test harness (``tests/unit/plugins/harness.py``) answers the calls it intercepts
+collection's unit-test harness (its ``tests/unit/plugins/harness.py``) answers the calls it intercepts
 with the same functions.
 """
 

@@ -1,7 +1,7 @@
 """Cloud Map (moto's ``servicediscovery``).
 
 :func:`filtered` and :func:`associate_namespace_vpc` are the shims' logic on plain values; the
-collection's unit-test harness (``tests/unit/plugins/harness.py``) applies the same functions to
+collection's unit-test harness (its ``tests/unit/plugins/harness.py``) applies the same functions to
 the calls it intercepts.
 """
 

@@ -3,7 +3,7 @@
 The publish planning these tests also covered moved to the container package with the functions
 (``dagster_ecs_container.plan``): test_plan, test_objects_to_upload_are_new_contents_once,
 test_prune_plan_keeps_the_newest_and_the_live_one and test_bundle_is_stale are in
-tests/unit/plugins/test_dag_plan.py, with their names.
+the repository's tests/unit/test_dag_plan.py, with their names.
 """
 
 from __future__ import annotations

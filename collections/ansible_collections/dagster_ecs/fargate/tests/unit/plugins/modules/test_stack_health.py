@@ -8,8 +8,7 @@ import os
 
 import pytest
 from ansible_collections.dagster_ecs.fargate.plugins.modules import stack_health
-
-from unit.plugins.harness import FakeOpenUrl, Reply, closed_port_url
+from ansible_collections.dagster_ecs.fargate.tests.unit.plugins.harness import FakeOpenUrl, Reply, closed_port_url
 
 HEALTHY = {
     "data": {
@@ -435,7 +434,7 @@ def test_credentials_are_not_sent_over_plain_http_to_another_host(run_module, aw
     assert "s3cret-pw" not in json.dumps(result)
     # Without credentials there is nothing to leak: the same URL is checked.
     assert check(run_module, ALB)["healthy"]
-    assert [url for url, _ in remote.calls] == [f"{ALB}/health", f"{ALB}/graphql"]
+    assert [url for url, _request in remote.calls] == [f"{ALB}/health", f"{ALB}/graphql"]
 
 
 @pytest.mark.parametrize(

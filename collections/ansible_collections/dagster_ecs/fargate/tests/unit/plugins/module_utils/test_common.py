@@ -7,9 +7,8 @@ from types import SimpleNamespace
 import pytest
 from ansible_collections.amazon.aws.plugins.module_utils import cloud
 from ansible_collections.dagster_ecs.fargate.plugins.module_utils import common
+from ansible_collections.dagster_ecs.fargate.tests.unit.plugins.harness import client_error
 from botocore.exceptions import EndpointConnectionError
-
-from unit.plugins.harness import client_error
 
 
 class Failed(Exception):
@@ -41,19 +40,25 @@ def test_client_attaches_the_retry_decorator_and_passes_extra_parameters():
     assert service == "s3" and callable(decorator) and extra == {"config": "cfg"}
 
 
+def failing_twice_with(code):
+    """A call, under the retry decorator, that fails twice with the error ``code``; and its list of attempts."""
+    attempts = []
+
+    @common.retry_decorator(retries=3, delay=1, max_delay=2)
+    def flaky():
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise client_error("Op", code)
+        return "ok"
+
+    return flaky, attempts
+
+
 def test_retry_decorator_retries_the_extra_codes(monkeypatch):
     sleeps = []
     monkeypatch.setattr(cloud, "time", SimpleNamespace(sleep=sleeps.append))
     for code in common.EXTRA_RETRY_CODES + ["RequestLimitExceeded"]:
-        attempts = []
-
-        @common.retry_decorator(retries=3, delay=1, max_delay=2)
-        def flaky(attempts=attempts, code=code):
-            attempts.append(1)
-            if len(attempts) < 3:
-                raise client_error("Op", code)
-            return "ok"
-
+        flaky, attempts = failing_twice_with(code)
         assert flaky() == "ok" and len(attempts) == 3, code
     assert all(0 <= s <= 2 for s in sleeps)
 

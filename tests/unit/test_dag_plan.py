@@ -2,7 +2,9 @@
 the publisher and the containers share, defined once in dagster_ecs_container.manifest.
 
 test_plan, test_objects_to_upload_are_new_contents_once, test_prune_plan_keeps_the_newest_and_the_live_one and
-test_bundle_is_stale were in module_utils/test_dags.py, where these functions were.
+test_bundle_is_stale were in module_utils/test_dags.py, where these functions were. This file was in
+tests/unit/plugins/ (it tests the container package and the dags role, not the collection, so it did not move into
+the collection with the plugins' tests).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dagster_ecs_container import manifest as mf
 from dagster_ecs_container import plan as dags
 from dagster_ecs_container.manifest import FileEntry
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 COLLECTION = ROOT / "collections" / "ansible_collections" / "dagster_ecs" / "fargate"
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 from ansible_collections.dagster_ecs.fargate.plugins.module_utils.cloudmap import CloudMap
-
-from unit.plugins.harness import REGION
+from ansible_collections.dagster_ecs.fargate.tests.unit.plugins.harness import REGION
 
 
 class Failed(Exception):

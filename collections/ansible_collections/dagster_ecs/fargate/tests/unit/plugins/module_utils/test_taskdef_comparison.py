@@ -1,4 +1,7 @@
-"""The task-definition comparison: what ECS fills in is not a difference, what the user changes is."""
+"""The task-definition comparison: what ECS fills in is not a difference, what the user changes is.
+
+This file was tests/unit/test_taskdef.py at the repository's root (test_taskdef.py here was another file).
+"""
 
 from __future__ import annotations
 

@@ -40,15 +40,19 @@ def run_module(module, args=None, *, check_mode=False, diff=True) -> dict:
     # a module process starts with no warnings; in-process runs would accumulate them
     fresh = mock.patch.multiple(_warnings, _global_warnings={}, _global_deprecations={})
     with patch_module_args(args), fresh, contextlib.redirect_stdout(out):
-        try:
-            module.main()
-        except SystemExit as exit_:
-            code = exit_.code
-        else:
-            raise AssertionError(f"{module.__name__} returned without exit_json or fail_json")
+        code = exit_code(module)
     result = json.loads(out.getvalue())
     assert bool(code) == bool(result.get("failed")), f"exit code {code} but result {result}"
     return result
+
+
+def exit_code(module):
+    """The code ``module.main()`` exits with (exit_json and fail_json raise SystemExit)."""
+    try:
+        module.main()
+    except SystemExit as exit_:
+        return exit_.code
+    raise AssertionError(f"{module.__name__} returned without exit_json or fail_json")
 
 
 def warnings_of(result) -> list[str]:
@@ -106,11 +110,11 @@ class FakeAws:
             self.sleeps.clear()
 
     def count(self, operation, service=None):
-        return sum(1 for s, op, _ in self.calls if op == operation and (service is None or s == service))
+        return sum(1 for called, op, _params in self.calls if op == operation and service in (None, called))
 
     def params(self, operation):
         """The parameters of every call of ``operation``."""
-        return [params for _, op, params in self.calls if op == operation]
+        return [params for _service, op, params in self.calls if op == operation]
 
     def client(self, service):
         """A boto3 client for the test's own set-up and checks (one per service)."""

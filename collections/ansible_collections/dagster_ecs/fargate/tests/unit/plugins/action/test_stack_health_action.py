@@ -7,8 +7,7 @@ from types import SimpleNamespace
 import pytest
 from ansible_collections.dagster_ecs.fargate.plugins.action import stack_health as action_plugin
 from ansible_collections.dagster_ecs.fargate.plugins.modules import stack_health
-
-from unit.plugins.harness import Reply, run_module
+from ansible_collections.dagster_ecs.fargate.tests.unit.plugins.harness import Reply, run_module
 
 MODULE = "dagster_ecs.fargate.stack_health"
 

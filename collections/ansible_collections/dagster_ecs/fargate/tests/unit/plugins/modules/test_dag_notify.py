@@ -3,23 +3,28 @@
 These tests were in test_dag_publish.py while the notification was part of dag_publish; they keep their names.
 What dag_publish reported there (``changed``: the version was published) is now the publish task's own result
 (test_dag_publish.py); here the notification alone, which never touches the bucket.
+
+How the project's dags role calls the module (the check-mode run before the publish, the notification only after a
+change) is the repository's, not the collection's: tests/unit/test_dag_notify_role.py, with the same test names.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from importlib import resources
 
 import pytest
-import yaml
 from ansible_collections.dagster_ecs.fargate.plugins.modules import dag_notify
+from ansible_collections.dagster_ecs.fargate.tests.unit.plugins.harness import (
+    FakeOpenUrl,
+    Reply,
+    closed_port_url,
+    warnings_of,
+)
 from botocore.exceptions import EndpointConnectionError
-
-from unit.plugins.harness import FakeOpenUrl, Reply, closed_port_url, warnings_of
 
 SECRET = "dagster-ecs/basic-auth"
 VERSION = "3f6c2a9e81d04b7c"
-ROLE_TASKS = Path(__file__).resolve().parents[4] / "roles" / "dags" / "tasks" / "main.yml"
 
 
 @pytest.fixture
@@ -46,7 +51,7 @@ def test_notify_confirmed(run_module, secret, http_server, aws):
     request = http_server.requests[0]
     assert request.headers["Authorization"].startswith("Basic ")
     assert request.headers["Content-Type"] == "application/json"
-    assert [op for _, op, _ in aws.calls] == ["GetSecretValue"]  # the bucket is not touched
+    assert [op for _service, op, _params in aws.calls] == ["GetSecretValue"]  # the bucket is not touched
 
 
 def test_notify_already_live_is_not_a_change(run_module, secret, http_server):
@@ -57,17 +62,11 @@ def test_notify_already_live_is_not_a_change(run_module, secret, http_server):
 
 
 def test_notify_not_when_unchanged_or_in_check_mode(run_module, secret, http_server, aws):
-    """Check mode sends nothing (no secret read, no request). "Not when unchanged" is the role's condition:
-    the notification task runs only when the publish or rollback changed the live version."""
+    """Check mode sends nothing (no secret read, no request). "Not when unchanged" is the role's condition
+    (tests/unit/test_dag_notify_role.py::test_notify_not_when_unchanged_or_in_check_mode)."""
     result = notify(run_module, http_server.url, _ansible_check_mode=True)
     assert not result["changed"] and "live" not in result
     assert http_server.requests == [] and aws.calls == []
-    tasks = {task["name"]: task for task in yaml.safe_load(ROLE_TASKS.read_text())}
-    [after] = [
-        task for name, task in tasks.items() if name.startswith("Ask the webserver to take the new DAG version now")
-    ]
-    assert "dags_result is changed" in after["when"] and "not ansible_check_mode" in after["when"]
-    assert after["dagster_ecs.fargate.dag_notify"]["version"] == "{{ dags_version }}"
 
 
 def test_notify_refused_fails_naming_the_rollback(run_module, secret, http_server, aws):
@@ -81,7 +80,7 @@ def test_notify_refused_fails_naming_the_rollback(run_module, secret, http_serve
         "ImportError: no module x. Fix the DAGs and publish again, or roll back (-e dags_rollback_to=previous)."
     )
     assert result["live"]["confirmed"] is False
-    assert [op for _, op, _ in aws.calls] == ["GetSecretValue"]  # the published version stays published
+    assert [op for _service, op, _params in aws.calls] == ["GetSecretValue"]  # the published version stays published
 
 
 def test_notify_conflict_without_json(run_module, secret, http_server):
@@ -185,19 +184,6 @@ def test_notify_refuses_plain_http_to_another_host_before_anything(run_module, s
     assert remote.calls == [] and aws.calls == [], "nothing may be done before the refusal"
 
 
-def test_the_role_checks_the_url_before_it_writes():
-    """The check-mode run of dag_notify comes before both dag_publish tasks, with the same URL and opt-out."""
-    tasks = yaml.safe_load(ROLE_TASKS.read_text())
-    modules = [next((key for key in task if key.startswith("dagster_ecs.")), None) for task in tasks]
-    first_write = modules.index("dagster_ecs.fargate.dag_publish")
-    check = tasks[modules.index("dagster_ecs.fargate.dag_notify")]
-    assert modules.index("dagster_ecs.fargate.dag_notify") < first_write and check["check_mode"] is True
-    notify_task = tasks[len(modules) - 1 - modules[::-1].index("dagster_ecs.fargate.dag_notify")]
-    for option in ("url", "secret", "allow_plain_http"):
-        assert check["dagster_ecs.fargate.dag_notify"][option] == notify_task["dagster_ecs.fargate.dag_notify"][option]
-    assert check["when"] in notify_task["when"]
-
-
 @pytest.mark.parametrize(
     ("url", "allow"), [(ALB, True), (ALB.replace("http://", "https://"), False)], ids=["opt-out", "https"]
 )
@@ -211,5 +197,5 @@ def test_notify_over_https_or_with_the_opt_out(run_module, secret, remote, url, 
 
 def test_the_sync_path_is_the_one_nginx_serves():
     """One path, written in the publisher's module; the container's nginx serves it (and nothing else there)."""
-    nginx = Path(__file__).resolve().parents[4] / "container" / "dagster_ecs_container" / "templates" / "nginx.conf"
+    nginx = resources.files("dagster_ecs_container") / "templates" / "nginx.conf"
     assert f"location = {dag_notify.SYNC_PATH} {{" in nginx.read_text()

@@ -1,4 +1,4 @@
-"""module_utils.taskdef: normalisation details beyond tests/unit/test_taskdef.py."""
+"""module_utils.taskdef: normalisation details beyond test_taskdef_comparison.py."""
 
 from __future__ import annotations
 

@@ -1,3 +1,5 @@
+"""The ``tagged`` Jinja test plugin (this file was tests/unit/test_tagged.py at the repository's root)."""
+
 from __future__ import annotations
 
 from ansible_collections.dagster_ecs.fargate.plugins.test import tagged as plugin

@@ -12,10 +12,9 @@ import json
 
 import pytest
 from ansible_collections.dagster_ecs.fargate.plugins.modules import dag_publish
+from ansible_collections.dagster_ecs.fargate.tests.unit.plugins.harness import ACCOUNT, Reply, client_error, warnings_of
 from botocore.exceptions import EndpointConnectionError
 from dagster_ecs_container import manifest as mf
-
-from unit.plugins.harness import ACCOUNT, Reply, client_error, warnings_of
 
 BUCKET = "dagster-ecs-dags"
 
@@ -128,7 +127,7 @@ def test_unchanged_is_one_read_and_no_validation(run_module, s3, src, validated,
     assert not result["changed"]
     assert result["version"] == first["version"] and result["uploaded"] == 0
     assert result["assets"] == first["assets"]
-    assert [op for _, op, _ in aws.calls] == ["GetObject"]
+    assert [op for _service, op, _params in aws.calls] == ["GetObject"]
     assert validated.calls == []
 
 
@@ -529,7 +528,7 @@ def test_previous_survives_pruning_after_a_rollback(run_module, s3, src, validat
     """Roll back to an old version, publish a fix: `previous` (what the failure message tells the operator
     to roll back to) is the old version that was live until then. Pruning by publication date must not
     drop it: it was live a moment ago."""
-    first, _, _ = publish_versions(run_module, s3, src, 3, keep_versions=3)
+    first, _second, _third = publish_versions(run_module, s3, src, 3, keep_versions=3)
     assert rollback(run_module, first)["version"] == first
     backdate_history(s3)
     write(src, {"lib/util.py": "X = 'fix'\n"})
@@ -581,7 +580,7 @@ def test_rollback_with_a_corrupt_live_manifest(run_module, s3):
 
 
 def test_rollback_refuses_a_version_with_missing_files(run_module, s3, src, validated):
-    first, _ = publish_versions(run_module, s3, src, 2)
+    first, _second = publish_versions(run_module, s3, src, 2)
     old = mf.Manifest.from_json(s3.get_object(Bucket=BUCKET, Key=f"dags/manifests/{first}.json")["Body"].read())
     s3.delete_object(Bucket=BUCKET, Key=f"dags/objects/{old.files['lib/util.py'].sha256}")
     result = rollback(run_module, first)
@@ -609,7 +608,7 @@ def test_rollback_keeps_a_present_bundle(run_module, s3, big_src, validated):
 
 
 def test_rollback_check_error(run_module, s3, src, validated, aws):
-    first, _ = publish_versions(run_module, s3, src, 2)
+    first, _second = publish_versions(run_module, s3, src, 2)
     aws.fail("HeadObject", "AccessDenied", status=403)
     result = rollback(run_module, first)
     assert result["failed"] and result["msg"].startswith("Failed to check the version's files")
