@@ -25,14 +25,55 @@ def test_notify_not_when_unchanged_or_in_check_mode():
     assert after["dagster_ecs.fargate.dag_notify"]["version"] == "{{ dags_version }}"
 
 
+CHECK = "Check the webserver's URL before anything is written (nothing is sent)"
+ALB = "http://dagster-ecs-alb-123456.ap-southeast-2.elb.amazonaws.com"
+
+
 def test_the_role_checks_the_url_before_it_writes():
-    """The check-mode run of dag_notify comes before both dag_publish tasks, with the same URL and opt-out."""
+    """The check (dag_notify's rule, as the collection's plain_http_refusal filter: no module run) comes before both
+    dag_publish tasks, with the same URL and opt-out as the notification, under the same condition."""
     tasks = yaml.safe_load(ROLE_TASKS.read_text())
     modules = [next((key for key in task if key.startswith("dagster_ecs.")), None) for task in tasks]
     first_write = modules.index("dagster_ecs.fargate.dag_publish")
-    check = tasks[modules.index("dagster_ecs.fargate.dag_notify")]
-    assert modules.index("dagster_ecs.fargate.dag_notify") < first_write and check["check_mode"] is True
+    names = [task["name"] for task in tasks]
+    check = tasks[names.index(CHECK)]
+    assert names.index(CHECK) < first_write and "dagster_ecs.fargate.dag_notify" not in check
     notify_task = tasks[len(modules) - 1 - modules[::-1].index("dagster_ecs.fargate.dag_notify")]
-    for option in ("url", "secret", "allow_plain_http"):
-        assert check["dagster_ecs.fargate.dag_notify"][option] == notify_task["dagster_ecs.fargate.dag_notify"][option]
+    url, allow = (expression(notify_task["dagster_ecs.fargate.dag_notify"][key]) for key in ("url", "allow_plain_http"))
+    assert check["vars"]["dags_notify_refusal"] == f"{{{{ {url} | dagster_ecs.fargate.plain_http_refusal({allow}) }}}}"
     assert check["when"] in notify_task["when"]
+
+
+def expression(value: str) -> str:
+    """The Jinja expression of a ``"{{ ... }}"`` value."""
+    assert value.startswith("{{ ") and value.endswith(" }}"), value
+    return value[3:-3]
+
+
+def check_the_url(url, allow_plain_http=False):
+    """The role's check rendered with the collection's filter: None when it passes, else its fail_msg."""
+    import jinja2
+    from ansible_collections.dagster_ecs.fargate.plugins.filter.plain_http_refusal import plain_http_refusal
+
+    (check,) = [task for task in yaml.safe_load(ROLE_TASKS.read_text()) if task["name"] == CHECK]
+    environment = jinja2.Environment()  # noqa: S701 - renders text, not HTML
+    environment.filters["dagster_ecs.fargate.plain_http_refusal"] = plain_http_refusal
+    values = {"dags_notify_url": url, "dagster_ecs_allow_plain_http": allow_plain_http}
+    values["dags_notify_refusal"] = environment.from_string(check["vars"]["dags_notify_refusal"]).render(values)
+    if environment.compile_expression(check["ansible.builtin.assert"]["that"])(values):
+        return None
+    return " ".join(environment.from_string(check["ansible.builtin.assert"]["fail_msg"]).render(values).split())
+
+
+def test_the_check_refuses_plain_http_to_another_host_naming_the_cause_and_the_fixes():
+    message = check_the_url(ALB + "/")
+    assert message.startswith(f"dags_notify_url: Refusing to send the basic-auth credentials to {ALB}/: plain HTTP")
+    for fix in ("loadbalancer_certificate_arn", "dagster_ecs_allow_plain_http: true", "dags_notify=false"):
+        assert fix in message
+    assert message.endswith("Nothing was published or rolled back.")
+
+
+def test_the_check_passes_https_loopback_and_the_opt_out():
+    assert check_the_url(ALB.replace("http://", "https://")) is None
+    assert check_the_url("http://127.0.0.1:18080") is None
+    assert check_the_url(ALB, allow_plain_http=True) is None

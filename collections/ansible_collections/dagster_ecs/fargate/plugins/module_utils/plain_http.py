@@ -1,11 +1,11 @@
 # Copyright: contributors to dagster-ecs-ansible
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Whether a URL is safe to send credentials to (used by dag_publish and stack_health).
+"""Whether a URL is safe to send credentials to (used by dag_notify, stack_health and the plain_http_refusal filter).
 
 Basic auth sends the password with every request; over plain HTTP anyone on the path reads it. HTTPS is safe, and
 so is plain HTTP to this machine (loopback: 127.0.0.0/8, ::1, ``localhost``), which never leaves it. Anything else
-is refused unless the caller accepts plain HTTP explicitly (the modules' ``allow_plain_http`` option, set from the
-inventory's ``dagster_ecs_allow_plain_http``).
+is refused unless the caller accepts plain HTTP explicitly (the modules' ``allow_plain_http`` option, the filter's
+argument, set from the inventory's ``dagster_ecs_allow_plain_http``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import ipaddress
 from urllib.parse import urlsplit
 
 LOOPBACK_NAMES = ("localhost",)
+# Where a module's caller accepts plain HTTP, named at the end of the refusal.
+MODULE_OPT_OUT = "this module's allow_plain_http option"
 
 
 def is_loopback(host):
@@ -27,10 +29,11 @@ def is_loopback(host):
         return False
 
 
-def plain_http_refusal(url, what="the basic-auth credentials", allow_plain_http=False):
+def plain_http_refusal(url, what="the basic-auth credentials", allow_plain_http=False, opt_out=MODULE_OPT_OUT):
     """Why ``what`` must not be sent to ``url``, or None when it may be.
 
-    Refused: an ``http://`` URL whose host is not loopback, unless ``allow_plain_http``.
+    Refused: an ``http://`` URL whose host is not loopback, unless ``allow_plain_http``. ``opt_out`` names, in
+    parentheses after the inventory variable, where the caller's opt-out is set (none when empty).
     """
     if allow_plain_http:
         return None
@@ -45,6 +48,6 @@ def plain_http_refusal(url, what="the basic-auth credentials", allow_plain_http=
         f"Refusing to send {what} to {url}: plain HTTP to a host that is not this machine, so the password would "
         "cross the network in clear text. Serve the load balancer over HTTPS: set loadbalancer_certificate_arn to "
         "an ACM certificate ARN (aws acm request-certificate, or import-certificate) and run site.yml, so that the "
-        "URL is https://. To accept plain HTTP knowingly, set dagster_ecs_allow_plain_http: true in the inventory "
-        "(this module's allow_plain_http option)."
+        "URL is https://. To accept plain HTTP knowingly, set dagster_ecs_allow_plain_http: true in the inventory"
+        + (f" ({opt_out})." if opt_out else ".")
     )

@@ -52,6 +52,15 @@ def test_what_is_named():
     assert plain_http_refusal(ALB, what="the token").startswith(f"Refusing to send the token to {ALB}")
 
 
+def test_the_opt_out_is_named_where_the_caller_sets_it():
+    """A module's refusal names its option after the inventory variable; the filter's names none (``opt_out=None``)."""
+    assert plain_http_refusal(ALB).endswith(
+        "set dagster_ecs_allow_plain_http: true in the inventory (this module's allow_plain_http option)."
+    )
+    assert plain_http_refusal(ALB, opt_out="the role's opt-out").endswith("in the inventory (the role's opt-out).")
+    assert plain_http_refusal(ALB, opt_out=None).endswith("set dagster_ecs_allow_plain_http: true in the inventory.")
+
+
 def test_an_invalid_url_is_refused_unless_allowed():
     assert plain_http_refusal("http://[::1/x").startswith(
         "Refusing to send the basic-auth credentials to http://[::1/x"

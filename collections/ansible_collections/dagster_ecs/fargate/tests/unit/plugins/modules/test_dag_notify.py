@@ -174,8 +174,9 @@ def remote(monkeypatch):
 
 @pytest.mark.parametrize("check_mode", [True, False], ids=["before-the-publish", "after-it"])
 def test_notify_refuses_plain_http_to_another_host_before_anything(run_module, secret, remote, aws, check_mode):
-    """The role runs this check in check mode before it publishes or rolls back anything (the play then stops
-    before the bucket is touched), and the notification itself refuses the same URL."""
+    """Check mode refuses the URL and sends nothing (a play can run it before it publishes; the dags role checks the
+    same rule with the plain_http_refusal filter instead, without a module run), and the notification itself refuses
+    the same URL."""
     result = notify(run_module, ALB, _ansible_check_mode=check_mode)
     assert result["failed"] and result["url"] == ALB + "/"
     assert result["msg"].startswith(f"Refusing to send the basic-auth credentials to {ALB}/: plain HTTP")
