@@ -23,6 +23,7 @@ if __package__ in (None, ""):  # run as a script (molecule's verify): python tes
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from support.aws_inventory import REGION, clients, leftovers  # noqa: E402
+from support.iam_actions import DAEMON_ONLY, EXECUTION, JOBS, RUN, WEBSERVER_ONLY, actions_of  # noqa: E402
 from support.net import request, wait_for  # noqa: E402
 
 ACCOUNT = "123456789012"
@@ -204,46 +205,28 @@ def database(stack: Stack) -> None:
     assert len(db["DBSubnetGroup"]["Subnets"]) == 2
 
 
-def _list(value):
-    return value if isinstance(value, list) else [value]
-
-
 def iam(stack: Stack) -> None:
     client = stack.aws("iam")
     project = stack.project
-    jobs = ("webserver", "daemon", "run")
-    for role in (f"{project}-task-execution", *(f"{project}-{job}-task" for job in jobs)):
+    for role in (f"{project}-task-execution", *(f"{project}-{job}-task" for job in JOBS)):
         found = client.get_role(RoleName=role)["Role"]
         trust = found["AssumeRolePolicyDocument"]
         assert trust["Statement"][0]["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
         assert client.list_attached_role_policies(RoleName=role)["AttachedPolicies"] == []
     assert client.list_users()["Users"] == [], "no IAM user (and so no static key) is ever created"
     execution = client.get_role_policy(RoleName=f"{project}-task-execution", PolicyName=f"{project}-task-execution")
-    actions = {a for s in execution["PolicyDocument"]["Statement"] for a in _list(s["Action"])}
-    assert actions == {
-        "ecr:GetAuthorizationToken",
-        "ecr:BatchCheckLayerAvailability",
-        "ecr:BatchGetImage",
-        "ecr:GetDownloadUrlForLayer",
-        "logs:CreateLogStream",
-        "logs:PutLogEvents",
-        "secretsmanager:GetSecretValue",
-    }
+    assert actions_of(execution["PolicyDocument"]) == EXECUTION
     granted = {}
-    for job in jobs:
+    for job in JOBS:
         document = client.get_role_policy(RoleName=f"{project}-{job}-task", PolicyName=f"{project}-{job}-task")
         statements = document["PolicyDocument"]["Statement"]
-        granted[job] = {a for s in statements for a in _list(s["Action"])}
+        granted[job] = actions_of(document["PolicyDocument"])
         assert {s["Sid"]: s for s in statements}["ListTheDagBucket"]["Resource"] == f"arn:aws:s3:::{stack.bucket}"
     # One role per job: only the daemon starts runs and passes roles; a run's task can do nothing with ECS.
-    assert granted["daemon"] - granted["webserver"] == {
-        "ecs:RunTask",
-        "ecs:TagResource",
-        "logs:GetLogEvents",
-        "iam:PassRole",
-    }
-    assert granted["webserver"] - granted["run"] == {"ecs:DescribeTasks", "ecs:StopTask", "ecs:DescribeTaskDefinition"}
+    assert granted["daemon"] - granted["webserver"] == DAEMON_ONLY
+    assert granted["webserver"] - granted["run"] == WEBSERVER_ONLY
     assert not {a for a in granted["run"] if a.startswith("ecs:")}
+    assert granted["run"] == RUN
 
 
 def loadbalancer(stack: Stack) -> None:

@@ -6,31 +6,23 @@ import json
 
 import pytest
 from parliament import analyze_policy_string
+from support.iam_actions import (
+    DAEMON_ONLY,
+    EXECUTION,
+    JOBS,
+    RUN,
+    UNSCOPABLE,
+    WEBSERVER_ONLY,
+    actions_of,
+    as_list,
+    statements,
+)
 from support.iam_proof import ACCOUNT, REGION, render_template
 from support.iam_proof import EXAMPLE_VALUES as VALUES
-
-# Actions AWS does not let a policy scope to a resource (the service authorization reference).
-UNSCOPABLE = {"ecr:GetAuthorizationToken", "ecs:DescribeTaskDefinition", "ec2:DescribeNetworkInterfaces"}
-
-
-JOBS = ("webserver", "daemon", "run")
 
 
 def render(name: str, run_launcher: bool, job: str = "daemon") -> dict:
     return render_template(name, **VALUES, iam_ecs_run_launcher=run_launcher, iam_task_kind=job)
-
-
-def actions_of(document: dict) -> set[str]:
-    return {a for s in statements(document) for a in as_list(s["Action"])}
-
-
-def statements(document: dict) -> list[dict]:
-    found = document["Statement"]
-    return found if isinstance(found, list) else [found]
-
-
-def as_list(value) -> list:
-    return value if isinstance(value, list) else [value]
 
 
 CASES = [
@@ -72,24 +64,19 @@ def test_pass_role_only_to_ecs_tasks_and_only_our_roles():
 
 def test_one_role_per_job_only_the_daemon_starts_runs():
     granted = {job: actions_of(render("task-policy.json.j2", True, job)) for job in JOBS}
-    assert granted["daemon"] - granted["webserver"] == {
-        "ecs:RunTask",
-        "ecs:TagResource",
-        "logs:GetLogEvents",
-        "iam:PassRole",
-    }
+    assert granted["daemon"] - granted["webserver"] == DAEMON_ONLY
     # Terminate from the UI; loading the instance's launcher reads the run task definition.
-    assert granted["webserver"] - granted["run"] == {"ecs:DescribeTasks", "ecs:StopTask", "ecs:DescribeTaskDefinition"}
+    assert granted["webserver"] - granted["run"] == WEBSERVER_ONLY
     # A run's task calls no ECS API (test_workload's IAM proof: no run task ever did).
-    assert granted["run"] == {
-        "s3:ListBucket",
-        "s3:GetObject",
-        "elasticfilesystem:ClientMount",
-        "elasticfilesystem:ClientWrite",
-    }
+    assert granted["run"] == RUN
     assert {job: actions_of(render("task-policy.json.j2", False, job)) for job in JOBS} == {
         job: granted["run"] for job in JOBS
     }
+
+
+@pytest.mark.parametrize("launcher", [False, True])
+def test_the_execution_role_pulls_the_image_writes_the_logs_and_reads_the_secrets(launcher):
+    assert actions_of(render("execution-policy.json.j2", launcher)) == EXECUTION
 
 
 def test_trust_is_limited_to_this_accounts_ecs_tasks():
@@ -113,5 +100,4 @@ def test_the_launcher_starts_only_the_run_task_definition():
     document = render("task-policy.json.j2", True)
     (run,) = [s for s in statements(document) if "ecs:RunTask" in as_list(s["Action"])]
     assert run["Resource"] == f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/dagster-ecs-run:*"
-    actions = {a for s in statements(document) for a in as_list(s["Action"])}
-    assert not actions & {"ecs:RegisterTaskDefinition", "ec2:DescribeNetworkInterfaces"}
+    assert not actions_of(document) & {"ecs:RegisterTaskDefinition", "ec2:DescribeNetworkInterfaces"}
