@@ -1,6 +1,11 @@
 # Copyright: contributors to dagster-ecs-ansible
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Action plugin for stack_health: repeat the module's checks, printing progress, until healthy or timeout."""
+"""Action plugin for stack_health: repeat the module's checks, printing progress, until healthy or timeout.
+
+The waits between checks double from 1 s up to the task's ``interval``: a deployment that is healthy a few
+seconds after the rollout (the offline rehearsal, a DAG-only change) is confirmed then, not a whole interval
+later, and a long wait still checks only once per ``interval``.
+"""
 
 from __future__ import annotations
 
@@ -34,14 +39,15 @@ class ActionModule(ActionBase):
                 break
             elapsed = time.monotonic() - started
             waiting = "; ".join(f"{name}: {result['checks'][name]['detail']}" for name in result.get("unhealthy", []))
-            if elapsed + interval > timeout:
+            wait = min(interval, 2 ** (attempt - 1))
+            if elapsed + wait > timeout:
                 result["failed"] = fail_on_unhealthy
                 result["msg"] = f"Dagster is not healthy after {elapsed:.0f}s (timeout {timeout}s): {waiting}"
                 break
             display.display(
                 f"[{host}] waiting for Dagster ({elapsed:.0f}s of {timeout}s, attempt {attempt}): {waiting}"
             )
-            time.sleep(interval)
+            time.sleep(wait)
         result["attempts"] = attempt
         result["changed"] = False
         return result

@@ -18,8 +18,9 @@ description:
   - Both, through O(url), C(/health) answers 200; through Dagster's GraphQL API (with O(username) and O(password)) every
     code location is loaded without error, every required daemon reports healthy, and every asset of
     O(expected_assets) is present.
-  - With O(timeout) above 0 (the default) the action plugin repeats the checks every O(interval) seconds, printing
-    what it is waiting for, until all pass or the timeout expires; the failure message names what is unhealthy.
+  - With O(timeout) above 0 (the default) the action plugin repeats the checks, waiting 1, 2, 4... seconds between
+    them and at most O(interval), printing what it is waiting for, until all pass or the timeout expires; the
+    failure message names what is unhealthy.
   - A service that is not healthy is explained with its restart count and the error its last stopped task ended with (on
     AWS the stopped task's C(stoppedReason), its container's exit code and the last lines of its CloudWatch Logs
     stream; offline the local runtime's record of the task's exit and the last lines of its log).
@@ -74,7 +75,7 @@ options:
     type: int
     default: 600
   interval:
-    description: Seconds between two checks while waiting.
+    description: The longest wait, in seconds, between two checks (the waits double from 1 s up to it).
     type: int
     default: 10
   request_timeout:

@@ -63,20 +63,27 @@ def test_waits_until_healthy_printing_progress(clock, shown):
     plugin = action(args, [unhealthy(), unhealthy("HTTP 502: bad gateway"), HEALTHY])
     result = plugin.run(task_vars={"inventory_hostname": "h"})
     assert result["healthy"] and result["attempts"] == 3
-    assert clock.sleeps == [15, 15]
+    assert clock.sleeps == [1, 2]
     assert shown == [
         "[h] waiting for Dagster (0s of 100s, attempt 1): health_endpoint: HTTP 503: loading",
-        "[h] waiting for Dagster (15s of 100s, attempt 2): health_endpoint: HTTP 502: bad gateway",
+        "[h] waiting for Dagster (1s of 100s, attempt 2): health_endpoint: HTTP 502: bad gateway",
     ]
     assert args == {"url": "http://x", "timeout": 100, "interval": 15}  # the task's args are not changed
+
+
+def test_waits_double_up_to_the_interval(clock, shown):
+    plugin = action({"url": "http://x", "timeout": 100, "interval": 10}, [unhealthy()] * 7 + [HEALTHY])
+    result = plugin.run(task_vars={})
+    assert result["healthy"] and result["attempts"] == 8
+    assert clock.sleeps == [1, 2, 4, 8, 10, 10, 10]
 
 
 def test_times_out_naming_what_is_unhealthy(clock, shown):
     plugin = action({"url": "http://x", "timeout": 25, "interval": 10}, [unhealthy()])
     result = plugin.run(task_vars={})
-    assert result["failed"] and result["attempts"] == 3
-    assert result["msg"] == "Dagster is not healthy after 20s (timeout 25s): health_endpoint: HTTP 503: loading"
-    assert clock.sleeps == [10, 10]
+    assert result["failed"] and result["attempts"] == 6
+    assert result["msg"] == "Dagster is not healthy after 25s (timeout 25s): health_endpoint: HTTP 503: loading"
+    assert clock.sleeps == [1, 2, 4, 8, 10]
     assert shown[0].startswith("[] waiting for Dagster")
 
 
