@@ -21,15 +21,16 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# The default scenario (create/destroy: the emulator), the preflight and offline_endpoint (which uses
-# an emulator of its own and can go anywhere), then the stages in the stage map's order, each finding
-# what it needs already built; teardown deletes the stack, last.
+# The default scenario (create/destroy: the emulator), the preflight, offline_endpoint (which uses
+# an emulator of its own and can go anywhere) and preview (no AWS call), then the stages in the stage
+# map's order, each finding what it needs already built; teardown deletes the stack, last.
 STAGE_MAP = ROOT / "playbooks" / "vars" / "stages.yml"
 
 
 def order() -> list[str]:
     stages = [stage["name"] for stage in yaml.safe_load(STAGE_MAP.read_text())["dagster_ecs_stages"]]
-    return ["default", "preflight", "offline_endpoint"] + [s for s in stages if s != "preflight"] + ["teardown"]
+    first = ["default", "preflight", "offline_endpoint", "preview"]
+    return first + [s for s in stages if s != "preflight"] + ["teardown"]
 
 
 def free_port() -> int:

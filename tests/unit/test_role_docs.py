@@ -32,3 +32,21 @@ def test_defaults_are_prefixed_and_declared(role):
         assert name in options, f"{role.name}: default {name} is not in meta/argument_specs.yml"
     for name in options:
         assert name.startswith(("dagster_ecs_", "preflight_", f"{role.name}_")), f"{role.name}: option {name}"
+
+
+def _tasks(tasks):
+    for task in tasks or []:
+        yield task
+        for key in ("block", "rescue", "always"):
+            yield from _tasks(task.get(key))
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_roles_use_other_roles_through_their_main_entry_point(role):
+    """A role's tasks never reach into another role's task files (tasks_from): what several roles share is a role of
+    its own, included whole with its documented, validated arguments (e.g. preview, which ends a check-mode preview)."""
+    for path in sorted((role / "tasks").glob("*.yml")):
+        for task in _tasks(yaml.safe_load(path.read_text())):
+            for key in ("ansible.builtin.include_role", "ansible.builtin.import_role"):
+                if isinstance(task.get(key), dict) and task[key].get("name") != role.name:
+                    assert "tasks_from" not in task[key], f"{path.relative_to(ROOT)}: {task['name']} uses tasks_from"

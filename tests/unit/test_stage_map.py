@@ -24,29 +24,43 @@ def need_names(stage) -> list[str]:
     return [need["stage"] if isinstance(need, dict) else need for need in stage.get("needs", [])]
 
 
-def set_facts(path, seen=None) -> set[str]:
-    """The facts a task file sets with set_fact, following its import_tasks/include_tasks of the same role."""
-    seen = seen if seen is not None else set()
+def flat_tasks(tasks):
+    """Every task of a task list, those in a block, rescue or always too."""
+    for task in tasks or []:
+        yield task
+        for key in ("block", "rescue", "always"):
+            yield from flat_tasks(task.get(key))
+
+
+def task_files(path, seen=None) -> list:
+    """A task file and the task files of the same role it imports or includes (import_tasks/include_tasks), all the
+    way down."""
+    seen = seen if seen is not None else []
     if path in seen or not path.exists():
-        return set()
-    seen.add(path)
+        return seen
+    seen.append(path)
+    for task in flat_tasks(yaml.safe_load(path.read_text())):
+        for key in ("ansible.builtin.import_tasks", "ansible.builtin.include_tasks"):
+            target = task.get(key)
+            target = target.get("file") if isinstance(target, dict) else target
+            if target and "{{" not in target:
+                task_files(path.parent / target, seen)
+    return seen
+
+
+def own_set_facts(path) -> set[str]:
+    """The facts a task file sets with set_fact itself, not through the files it imports."""
     found: set[str] = set()
-
-    def walk(tasks):
-        for task in tasks or []:
-            for key in ("block", "rescue", "always"):
-                walk(task.get(key))
-            facts = task.get("ansible.builtin.set_fact")
-            if isinstance(facts, dict):
-                found.update(name for name in facts if name != "cacheable")
-            for key in ("ansible.builtin.import_tasks", "ansible.builtin.include_tasks"):
-                target = task.get(key)
-                target = target.get("file") if isinstance(target, dict) else target
-                if target and "{{" not in target:
-                    found.update(set_facts(path.parent / target, seen))
-
-    walk(yaml.safe_load(path.read_text()))
+    for task in flat_tasks(yaml.safe_load(path.read_text())):
+        facts = task.get("ansible.builtin.set_fact")
+        if isinstance(facts, dict):
+            found.update(name for name in facts if name != "cacheable")
     return found
+
+
+def set_facts(path) -> set[str]:
+    """The facts a task file sets with set_fact, following its import_tasks/include_tasks of the same role."""
+    return set().union(*(own_set_facts(file) for file in task_files(path)))
 
 
 def test_names_are_unique_and_needs_come_first():
@@ -88,15 +102,21 @@ def test_each_stage_playbook_is_gated_by_its_name_runs_its_role_and_looks_up_fro
 
 @pytest.mark.parametrize("stage", [s for s in STAGES if s.get("exports")], ids=lambda s: s["name"])
 def test_main_and_lookup_export_the_same_facts(stage):
+    """One export per role: tasks/export.yml sets exactly the map's exports, from inputs main.yml (what the role
+    created) and lookup.yml (what it found) pass it; both import it (directly or through a task file of the role they
+    import: the secrets role's main imports its lookup) and neither sets an export itself."""
     tasks = ROOT / "roles" / stage["role"] / "tasks"
     exports = set(stage["exports"])
-    from_lookup = set_facts(tasks / "lookup.yml")
-    from_main = set()
-    for path in tasks.glob("*.yml"):
-        if path.name != "lookup.yml":
-            from_main |= set_facts(path)
-    assert exports <= from_lookup, f"lookup.yml does not set {sorted(exports - from_lookup)}"
-    assert exports <= from_main, f"the role's main tasks do not set {sorted(exports - from_main)}"
+    export = tasks / "export.yml"
+    assert export.exists(), f"{stage['role']} has no tasks/export.yml"
+    assert set_facts(export) == exports, f"export.yml sets {sorted(set_facts(export))}, the map says {sorted(exports)}"
+    for entry in ("main.yml", "lookup.yml"):
+        files = task_files(tasks / entry)
+        assert export in files, f"{entry} does not import export.yml"
+        for path in files:
+            if path != export:
+                itself = own_set_facts(path) & exports
+                assert not itself, f"{path.name} sets {sorted(itself)} itself, not through export.yml"
 
 
 def test_special_lookups_set_what_the_map_says():
@@ -139,6 +159,84 @@ def test_the_readme_stage_table_follows_the_map():
     assert rows == expected
 
 
+def stage_needs() -> dict[str, list[dict]]:
+    """dagster_ecs_stage_needs of the map, rendered: each stage's needs, normalised there once."""
+    import jinja2
+
+    environment = jinja2.Environment()  # noqa: S701 - renders data for YAML, not HTML
+    rendered = environment.from_string(MAP["dagster_ecs_stage_needs"]).render(dagster_ecs_stages=STAGES)
+    return yaml.safe_load(rendered)
+
+
+def test_each_need_is_normalised_once_in_the_map():
+    """A need is written as a stage's name or {stage, tasks, sets, services}; its readers get one shape."""
+    needs = stage_needs()
+    assert list(needs) == NAMES
+    for stage in STAGES:
+        assert [need["stage"] for need in needs[stage["name"]]] == need_names(stage), stage["name"]
+        for written, need in zip(stage.get("needs", []), needs[stage["name"]], strict=True):
+            other = BY_NAME[need["stage"]]
+            spec = written if isinstance(written, dict) else {}
+            assert need == {
+                "stage": other["name"],
+                "role": other["role"],
+                "tasks": spec.get("tasks", "lookup"),
+                "sets": spec.get("sets") or other["exports"][0],
+                "services": spec.get("services", other.get("services", [])),
+                "offline_only": other.get("offline_only", False),
+            }
+    # The DAG bucket's name: its own task file, no AWS call; the local runtime: offline only.
+    assert needs["dags"] == [
+        {"stage": "storage", "role": "storage", "tasks": "bucket", "sets": "storage_bucket", "services": [],
+         "offline_only": False}
+    ]  # fmt: skip
+    assert [(need["stage"], need["offline_only"]) for need in needs["verify"]] == [
+        ("ecs", False), ("loadbalancer", False), ("local_runtime", True)
+    ]  # fmt: skip
+
+
+def test_the_readers_of_needs_take_them_normalised():
+    """lookup_needs.yml, the offline endpoint and molecule's prepare read dagster_ecs_stage_needs: none of them
+    tells a name from a {stage, ...} need again."""
+    readers = {
+        "playbooks/tasks/lookup_needs.yml": "dagster_ecs_stage_needs[dagster_ecs_stage]",
+        "roles/offline_endpoint/vars/main.yml": "offline_endpoint_stage_needs[stage.name]",
+        "molecule/shared/prepare.yml": "dagster_ecs_stage_needs[stage.name]",
+    }
+    for path, reads in readers.items():
+        text = (ROOT / path).read_text()
+        assert reads in text, path
+        assert "is mapping" not in text and ".needs" not in text, f"{path} normalises the needs itself"
+    (_, endpoint, _) = yaml.safe_load((ROOT / "playbooks/preflight.yml").read_text())
+    (role,) = endpoint["roles"]
+    assert role["offline_endpoint_stage_needs"] == "{{ dagster_ecs_stage_needs }}"
+
+
+@pytest.mark.parametrize(
+    ("stage", "offline", "looked_up"),
+    [
+        ("verify", True, ["ecs", "loadbalancer", "local_runtime"]),
+        ("verify", False, ["ecs", "loadbalancer"]),  # against real AWS no offline-only need...
+        ("local_runtime", False, []),  # ...and nothing for an offline-only stage
+        ("local_runtime", True, ["ecs"]),
+        ("dags", False, ["storage"]),
+    ],
+)
+def test_lookup_needs_looks_up_what_the_map_says(stage, offline, looked_up):
+    import jinja2
+
+    (_, include) = yaml.safe_load((ROOT / "playbooks/tasks/lookup_needs.yml").read_text())
+    environment = jinja2.Environment()  # noqa: S701 - renders data for YAML, not HTML
+    environment.filters["bool"] = bool  # Ansible's, for the booleans given here
+    rendered = environment.from_string(include["vars"]["lookup_needs"]).render(
+        dagster_ecs_stages=STAGES, dagster_ecs_stage_needs=stage_needs(), dagster_ecs_stage=stage,
+        dagster_ecs_offline=offline,
+    )  # fmt: skip
+    needs = yaml.safe_load(rendered)
+    assert [need["stage"] for need in needs] == looked_up
+    assert needs == [need for need in stage_needs()[stage] if need["stage"] in looked_up]
+
+
 def test_the_offline_endpoint_derives_its_services_from_the_map():
     text = (ROOT / "roles/offline_endpoint/vars/main.yml").read_text()
     assert "offline_endpoint_stage_map" in text
@@ -153,7 +251,10 @@ def test_the_services_each_stage_calls_are_what_they_were_before_the_map():
 
     template = yaml.safe_load((ROOT / "roles/offline_endpoint/vars/main.yml").read_text())["offline_endpoint_stages"]
     environment = jinja2.Environment()  # noqa: S701 - renders data for YAML, not HTML
-    rendered = environment.from_string(template).render(offline_endpoint_stage_map=STAGES)
+    # As playbooks/preflight.yml passes them: the map and its needs, normalised in the map.
+    rendered = environment.from_string(template).render(
+        offline_endpoint_stage_map=STAGES, offline_endpoint_stage_needs=stage_needs()
+    )
     derived = {name: sorted(info["services"]) for name, info in yaml.safe_load(rendered).items()}
     assert derived == {
         "preflight": ["iam", "sts"],
