@@ -71,6 +71,16 @@ def aws(env, emulator):
     return clients(env["endpoint"], REGION)
 
 
+def test_check_mode_on_an_empty_account_previews_the_first_stage_and_stops_there(env, aws):
+    check = run_playbook("site.yml", "--check", "--diff", extra_vars=env["extra"])
+    assert check.returncode == 0, check.output[-6000:]
+    assert f"Check mode: VPC {PROJECT} does not exist yet, so what depends on it cannot be previewed." in check.output
+    assert "TASK [network : Create the VPC]" in check.output  # what a real run would do first is shown
+    assert "TASK [security_groups :" not in check.output  # later stages skip the host, without failing it
+    vpcs = aws("ec2").describe_vpcs(Filters=[{"Name": "tag:Project", "Values": [PROJECT]}])["Vpcs"]
+    assert vpcs == [], "check mode created a VPC"
+
+
 def self_signed(domain: str) -> tuple[bytes, bytes]:
     """A throwaway certificate and its key (PEM), valid for a month."""
     key = ec.generate_private_key(ec.SECP256R1())
