@@ -72,10 +72,11 @@ bench: venv ## Benchmarks: DAG publish/sync with 1,000 files vs aws s3 sync; dep
 	$(BIN)/python tests/bench/rss.py
 	$(BIN)/python tests/bench/runs.py
 
-constraints: venv ## Re-pin requirements/constraints.txt from the current venv
+constraints: venv ## Re-pin requirements/constraints.txt from the current venv, and the image's pins (DAG layers resolve against them)
 	{ echo "# Full resolved dependency set of .[dev], ./container and ./localstack on Python 3.11 (pip freeze)."; \
 	  echo "# Regenerate with: make constraints"; \
 	  $(BIN)/pip freeze --exclude-editable | grep -v '^-e' | sort -f; } > requirements/constraints.txt
+	$(BIN)/python tests/support/image_pins.py
 
 clean: ## Stop local processes (when there is a venv to do it with) and remove the venv and local state
 	if [ -x $(PLAYBOOK) ]; then $(MAKE) down; fi

@@ -69,11 +69,19 @@ def describe(directory: Path, module: str = "definitions") -> dict:
         return {"ok": False, "error": message, "file": _user_frame(exc, directory)}
 
 
-def run(python: str, directory, module: str = "definitions", timeout: float = 180) -> tuple[bool, dict]:
-    """``describe`` in a fresh interpreter (``python`` has the pinned Dagster): (ok, result or error dict)."""
+def run(
+    python: str, directory, module: str = "definitions", timeout: float = 180, env: dict[str, str] | None = None
+) -> tuple[bool, dict]:
+    """``describe`` in a fresh interpreter (``python`` has the pinned Dagster): (ok, result or error dict).
+
+    ``env``: the interpreter's environment (default: this process's), e.g. with a dependency layer on
+    ``PYTHONPATH`` (``layers.pythonpath``).
+    """
     command = [python, "-m", "dagster_ecs_container.inspect", str(directory), "--module", module]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)  # noqa: S603
+        done = subprocess.run(  # noqa: S603 - our own command line
+            command, capture_output=True, text=True, timeout=timeout, check=False, env=env
+        )
     except subprocess.TimeoutExpired:
         return False, {"error": f"loading the definitions took more than {timeout:g}s", "file": None}
     except OSError as exc:

@@ -4,13 +4,20 @@ Layout in the bucket, under the DAG prefix (``dags/`` by default)::
 
     dags/manifest.json            the live version: the commit point, written last
     dags/manifests/<version>.json every published version (rollback = point manifest.json at one)
-    dags/objects/<sha256>         file contents, content-addressed and immutable; also bundles
+    dags/objects/<sha256>         file contents, content-addressed and immutable; also bundles and layers
 
 A **bundle** is one deterministic tar.gz of a version's files, also content-addressed. A task
 that starts with no DAGs (or far behind) fetches the manifest's bundle in one request instead
 of a request per file, then downloads individually only the files that differ from it. The
 publisher keeps reusing a bundle while few files differ from it, so a one-file change is still
 one upload.
+
+A **layer** is a version's extra Python dependencies (the DAG directory's ``requirements.txt``,
+resolved against the image's pins) installed for one platform and packed as one deterministic
+tar.gz, also content-addressed (``dagster_ecs_container.layers`` builds it). The manifest's
+``dependencies`` name the declared set (``source``: a hash of the requirements, the image's pins
+and the layer format) and one layer per platform (``cp311-linux-aarch64``, ...); versions that
+declare the same set share the same layers. A task uses the layer of its own platform.
 
 A publish uploads only objects the bucket does not hold yet, then the manifest. A sync
 downloads only files whose hash it does not have, verifies every hash and swaps the
@@ -49,6 +56,8 @@ BUNDLE_MIN_FILES = 8
 # from the live bundle's (a task starting cold then downloads at most that many files one by one).
 BUNDLE_SLACK = 16
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# A layer's platform name: interpreter, OS, machine (dagster_ecs_container.layers.Target.name).
+_PLATFORM = re.compile(r"^cp3[0-9]+-[a-z0-9]+-[a-z0-9_]+$")
 # Never published: caches, VCS and editor files, tests of the DAGs themselves.
 IGNORED_DIRS = {"__pycache__", ".git", ".pytest_cache", ".mypy_cache", ".ruff_cache", "tests"}
 IGNORED_SUFFIXES = (".pyc", ".pyo", ".swp", "~")
@@ -147,6 +156,60 @@ def extract_bundle(data: bytes, target: Path, wanted: set[str]) -> set[str]:
     return written
 
 
+@dataclass(frozen=True)
+class Layer:
+    """The dependencies of a version installed for one platform: a tar.gz of a site-packages directory."""
+
+    sha256: str
+    size: int
+    packages: tuple[str, ...] = ()  # name==version, sorted: what the layer installs (the image's excluded)
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    """A version's declared extra dependencies and their layer for each platform."""
+
+    source: str  # hash of the requirements file, the image's pins and the layer format: same set, same layers
+    requirements: tuple[str, ...]  # the declared requirement lines, as written
+    layers: dict[str, Layer] = field(default_factory=dict)  # platform name (layers.Target.name) -> layer
+
+    def packages(self) -> tuple[str, ...]:
+        """Every package any layer installs (for diffs and reports)."""
+        return tuple(sorted({package for layer in self.layers.values() for package in layer.packages}))
+
+    def to_dict(self) -> dict:
+        return {
+            "source": self.source,
+            "requirements": list(self.requirements),
+            "layers": {
+                name: {"sha256": layer.sha256, "size": layer.size, "packages": list(layer.packages)}
+                for name, layer in sorted(self.layers.items())
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data) -> Dependencies:
+        if not isinstance(data, dict) or not _SHA256.match(str(data.get("source", ""))):
+            raise ManifestError("bad dependencies entry in manifest")
+        raw = data.get("layers")
+        if not isinstance(raw, dict) or not raw:
+            raise ManifestError("the manifest's dependencies list no layer")
+        layers = {}
+        for name, entry in raw.items():
+            if not _PLATFORM.match(str(name)) or not isinstance(entry, dict):
+                raise ManifestError(f"bad layer platform {name!r} in manifest")
+            if not _SHA256.match(str(entry.get("sha256", ""))):
+                raise ManifestError(f"bad layer entry for {name!r} in manifest")
+            packages = entry.get("packages") or []
+            if not isinstance(packages, list):
+                raise ManifestError(f"bad package list of layer {name!r} in manifest")
+            layers[name] = Layer(entry["sha256"], int(entry.get("size", 0)), tuple(str(p) for p in packages))
+        requirements = data.get("requirements") or []
+        if not isinstance(requirements, list):
+            raise ManifestError("bad requirements list in manifest")
+        return cls(data["source"], tuple(str(r) for r in requirements), layers)
+
+
 @dataclass
 class Manifest:
     files: dict[str, FileEntry]
@@ -156,6 +219,7 @@ class Manifest:
     previous: str | None = None
     assets: list[str] = field(default_factory=list)
     bundle: Bundle | None = None
+    dependencies: Dependencies | None = None
 
     def __post_init__(self):
         self.version = self.version or version_of(self.files)
@@ -176,6 +240,8 @@ class Manifest:
         }
         if self.bundle:
             data["bundle"] = {"sha256": self.bundle.sha256, "size": self.bundle.size, "version": self.bundle.version}
+        if self.dependencies:
+            data["dependencies"] = self.dependencies.to_dict()
         return json.dumps(data, indent=1, sort_keys=True)
 
     @classmethod
@@ -201,6 +267,9 @@ class Manifest:
             if not isinstance(bundle, dict) or not _SHA256.match(str(bundle.get("sha256", ""))):
                 raise ManifestError("bad bundle entry in manifest")
             bundle = Bundle(bundle["sha256"], int(bundle.get("size", 0)), str(bundle.get("version") or ""))
+        dependencies = data.get("dependencies")
+        if dependencies is not None:
+            dependencies = Dependencies.from_dict(dependencies)
         manifest = cls(
             files=files,
             version=str(data.get("version") or ""),
@@ -209,6 +278,7 @@ class Manifest:
             previous=data.get("previous"),
             assets=list(data.get("assets") or []),
             bundle=bundle,
+            dependencies=dependencies,
         )
         if manifest.version != version_of(files):
             raise ManifestError(f"manifest version {manifest.version} does not match its files")
