@@ -67,7 +67,7 @@ class Publish:
 
     @property
     def unchanged(self) -> bool:
-        return self.current is not None and self.current.version == self.desired.version
+        return self.current is self.desired
 
     @property
     def uploads(self) -> list[str]:
@@ -95,17 +95,34 @@ def publish(
     created_by: str,
     base: mf.Manifest | None,
     build_bundle: Callable[[], bytes],
+    dependencies: mf.Dependencies | None = None,
 ) -> Publish:
-    """Plan publishing ``files`` over the live ``current``.
+    """Plan publishing ``files`` with ``dependencies`` over the live ``current``.
 
     ``base`` is the manifest :func:`bundle_base` named (None when it named none or it is gone);
     ``build_bundle`` makes the tar.gz of ``files``, called only when a new bundle is needed.
+    The same files with other layers (a platform added) are the same version, rewritten: its
+    ``previous`` and bundle stay.
     """
     if unchanged(current, files):
-        # The live manifest stays, and with it the bundle it has (or not).
-        return Publish(current, current, "reused" if current.bundle else "none")
+        if current.dependencies == dependencies:
+            # The live manifest stays, and with it the bundle it has (or not).
+            return Publish(current, current, "reused" if current.bundle else "none")
+        desired = mf.Manifest(
+            files=files,
+            assets=assets,
+            created_by=created_by,
+            previous=current.previous,
+            bundle=current.bundle,
+            dependencies=dependencies,
+        )
+        return Publish(current, desired, "reused" if current.bundle else "none")
     desired = mf.Manifest(
-        files=files, assets=assets, created_by=created_by, previous=current.version if current else None
+        files=files,
+        assets=assets,
+        created_by=created_by,
+        previous=current.version if current else None,
+        dependencies=dependencies,
     )
     if len(files) < mf.BUNDLE_MIN_FILES:
         return Publish(current, desired, "none")
@@ -126,7 +143,7 @@ def rollback_target(current: mf.Manifest, version: str) -> str | None:
 
 
 def restored(current: mf.Manifest, target: mf.Manifest, bundle_present: bool) -> mf.Manifest:
-    """The live manifest a rollback to ``target`` writes: its files, and its bundle if still in the bucket.
+    """The live manifest a rollback to ``target`` writes: its files and layers, and its bundle if still in the bucket.
 
     A bundle is an optimisation only: without it, tasks download the files one by one.
     """
@@ -137,6 +154,7 @@ def restored(current: mf.Manifest, target: mf.Manifest, bundle_present: bool) ->
         created_by=target.created_by,
         previous=current.version,
         bundle=target.bundle if bundle_present else None,
+        dependencies=target.dependencies,
     )
 
 
@@ -171,12 +189,14 @@ def retained(history, live: mf.Manifest, keep: int):
 
 
 def referenced(manifests: Iterable[mf.Manifest]) -> set[str]:
-    """Every object the ``manifests`` reference: their files' contents and their bundles."""
+    """Every object the ``manifests`` reference: their files' contents, their bundles and their layers."""
     found: set[str] = set()
     for manifest in manifests:
         found.update(entry.sha256 for entry in manifest.files.values())
         if manifest.bundle:
             found.add(manifest.bundle.sha256)
+        if manifest.dependencies:
+            found.update(layer.sha256 for layer in manifest.dependencies.layers.values())
     return found
 
 

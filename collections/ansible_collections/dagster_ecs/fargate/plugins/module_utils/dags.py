@@ -15,11 +15,18 @@ def listing(files):
     return "".join(f"{path}  {entry.sha256[:12]}  {entry.size}\n" for path, entry in sorted((files or {}).items()))
 
 
+def packages(manifest):
+    """A manifest's dependency layers as diff-friendly text: one ``requires name==version`` line each."""
+    deps = manifest.dependencies if manifest else None
+    return "".join(f"requires {package}\n" for package in (deps.packages() if deps else ()))
+
+
 def diff(before, after):
-    """The ``diff`` of replacing the live manifest ``before`` (None: nothing published) with ``after``."""
+    """The ``diff`` of replacing the live manifest ``before`` (None: nothing published) with ``after``: its files,
+    then the packages its dependency layers install (added, removed and changed ones show as lines)."""
     return {
         "before_header": f"{before.version if before else '(nothing published)'}",
         "after_header": after.version,
-        "before": listing(before.files if before else {}),
-        "after": listing(after.files),
+        "before": listing(before.files if before else {}) + packages(before),
+        "after": listing(after.files) + packages(after),
     }

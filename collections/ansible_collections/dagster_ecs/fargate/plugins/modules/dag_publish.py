@@ -31,6 +31,13 @@ description:
     C(dagster_ecs_container.plan).
   - Every check that can fail runs before the first write (the directory, the bucket, the live manifest, the
     definitions, on rollback the version and its objects); a failure then leaves the bucket as it was.
+  - The DAG directory may declare extra Python dependencies in C(requirements.txt) (name and version specifiers
+    only; a C(pyproject.toml) that declares dependencies is refused). They are resolved with uv against the image's
+    pins (the Dagster family and everything the image ships cannot change this way), installed from binary wheels
+    for each of O(layer_platforms) and packed as one deterministic layer per platform, stored as an object and named
+    by the manifest. A conflict, an unknown package or a package without a wheel for a platform fails before
+    anything is uploaded, naming it. The same requirements and image pins as the live version reuse its layers
+    (nothing resolved, built or uploaded); a layer already in the bucket is not uploaded again.
   - To have the webserver take the new version at once instead of at its next poll, run
     M(dagster_ecs.fargate.dag_notify) after this task when it changed the live version.
 author:
@@ -91,6 +98,43 @@ options:
     description: Parallel uploads (and existence checks on rollback).
     type: int
     default: 16
+  layer_platforms:
+    description:
+      - Platforms to build the dependency layers for (only when O(src) has a C(requirements.txt)).
+      - V(linux/arm64) and V(linux/amd64) are the tasks' (C(ecs_cpu_architecture)), with CPython O(python_version);
+        V(host) is the platform of the interpreter running this module (the offline profile's tasks run there).
+      - The definitions are validated with a layer for this interpreter, built here when it is none of these.
+    type: list
+    elements: str
+    default: [linux/arm64]
+  python_version:
+    description: CPython version of the image (C(major.minor)), what the tasks' layers are built for.
+    type: str
+    default: "3.11"
+  index_url:
+    description:
+      - Package index uv resolves and downloads from (default PyPI). It may carry credentials; it is passed to uv
+        through its environment, never its arguments, and masked in errors.
+    type: str
+  find_links:
+    description: Directories or URLs of wheels uv also looks in.
+    type: list
+    elements: str
+    default: []
+  no_index:
+    description: Look only in O(find_links), not in any package index.
+    type: bool
+    default: false
+  layer_timeout:
+    description: Seconds one resolution or installation may take.
+    type: int
+    default: 600
+  layer_cache:
+    description:
+      - Directory where uv's download cache and the layers used for validation are kept. Nothing is written there
+        in check mode.
+    type: path
+    default: ~/.cache/dagster-ecs/layers
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -173,6 +217,23 @@ manifest_key:
   returned: always
   type: str
   sample: dags/manifest.json
+dependencies:
+  description:
+    - The version's declared dependencies (empty when it declares none) and what happened to their layers.
+    - C(state) is V(none), V(reused) (the live version's layers) or V(built); C(added), C(removed) and C(changed)
+      compare the packages with the live version's; each layer says whether it was built and uploaded, its size and
+      seconds.
+  returned: with state=present
+  type: dict
+  sample:
+    state: built
+    requirements: [inflection==0.5.1]
+    packages: [inflection==0.5.1]
+    added: [inflection==0.5.1]
+    removed: []
+    changed: []
+    layers:
+      - {platform: cp311-linux-aarch64, sha256: 5c1f..., size: 14512, built: true, uploaded: true, seconds: 0.4}
 history:
   description: Versions in the history, newest first (on rollback).
   returned: with state=rollback
@@ -183,6 +244,7 @@ history:
 import getpass
 import socket
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -193,12 +255,12 @@ except ImportError:  # AnsibleAWSModule reports the missing library
 
 try:
     from dagster_ecs_container import inspect as definitions
+    from dagster_ecs_container import layers, plan
     from dagster_ecs_container import manifest as mf
-    from dagster_ecs_container import plan
 
     HAS_MANIFEST = True
 except ImportError:
-    definitions = mf = plan = None
+    definitions = layers = mf = plan = None
     HAS_MANIFEST = False
 
 from ansible.module_utils.basic import missing_required_lib
@@ -347,11 +409,16 @@ class Publisher:
         return len([key for key in keys if key.startswith(self.key(mf.OBJECTS))])
 
 
-def validate(module, src):
-    """The assets of the definitions in ``src``; fails, naming the file, when they do not load."""
+def validate(module, src, site=None):
+    """The assets of the definitions in ``src`` (with the dependency layer ``site``); fails, naming the file,
+    when they do not load."""
     params = module.params
     ok, result = definitions.run(
-        params["python"] or sys.executable, src, params["definitions_module"], params["validate_timeout"]
+        params["python"] or sys.executable,
+        src,
+        params["definitions_module"],
+        params["validate_timeout"],
+        env=layers.with_site(site),
     )
     if not ok:
         where = f"{result.get('file')}: " if result.get("file") else ""
@@ -372,10 +439,17 @@ def publish(module, publisher):
     if not files:
         module.fail_json(msg=f"DAG directory {src} holds no files to publish; nothing was uploaded")
     current = publisher.read_manifest(mf.MANIFEST)
-    # Already live, it was checked when it was published (and is checked again by every task's code
-    # server): nothing to upload, nothing to load. One request.
-    live_already = plan.unchanged(current, files)
-    assets = current.assets if live_already else validate(module, src) if params["validate"] else []
+    with tempfile.TemporaryDirectory(prefix="dagster-ecs-publish-") as scratch:
+        requirements, planned = dependencies(module, src, current)
+        # Already live, it was checked when it was published (and is checked again by every task's code
+        # server): nothing to upload, nothing to load. One request.
+        live_already = plan.unchanged(current, files)
+        if live_already:
+            assets = current.assets
+        elif params["validate"]:
+            assets = validate(module, src, validation_site(module, requirements, planned, Path(scratch)))
+        else:
+            assets = []
     base = plan.bundle_base(current, files)
     step = plan.publish(
         current,
@@ -384,7 +458,9 @@ def publish(module, publisher):
         created_by=params["created_by"] or f"{getpass.getuser()}@{socket.gethostname()}",
         base=publisher.read_manifest(mf.history_name(base)) if base else None,
         build_bundle=lambda: mf.make_bundle(src, files),
+        dependencies=planned.dependencies,
     )
+    layer_uploads = {} if step.unchanged else new_layers(publisher, planned)
     added, changed, removed = step.changes
     result = dict(
         version=step.desired.version,
@@ -398,16 +474,95 @@ def publish(module, publisher):
         files=len(files),
         manifest_key=publisher.key(mf.MANIFEST),
         bundle=step.bundle,
+        dependencies=report(current, planned, layer_uploads),
     )
+    result["uploaded"] += len(layer_uploads)
     if step.unchanged:
         module.exit_json(changed=False, **{**result, "previous_version": current.previous})
     if not module.check_mode:
         doomed = publisher.prune_plan(step.desired, params["keep_versions"])
-        bundle = {step.desired.bundle.sha256: step.bundle_data} if step.bundle_data else {}
-        publisher.upload_objects(src, files, step.uploads, extra=bundle)
+        extra = {step.desired.bundle.sha256: step.bundle_data} if step.bundle_data else {}
+        extra.update(layer_uploads)
+        publisher.upload_objects(src, files, step.uploads + sorted(layer_uploads), extra=extra)
         publisher.commit(step.desired)
         result["deleted_objects"] = publisher.delete(doomed)
     module.exit_json(changed=True, diff=diff(current, step.desired), **result)
+
+
+def index(module):
+    params = module.params
+    return layers.Index(
+        url=params["index_url"],
+        find_links=tuple(params["find_links"]),
+        no_index=params["no_index"],
+        timeout=params["layer_timeout"],
+    )
+
+
+def dependencies(module, src, current):
+    """The declared requirements and their layers (reused, or built now); fails before any write."""
+    params = module.params
+    try:
+        requirements = layers.declared(src)
+        targets = [layers.target_from(spec, params["python_version"]) for spec in params["layer_platforms"]]
+        cache = None if module.check_mode else Path(params["layer_cache"]) / "uv"
+        planned = layers.plan_dependencies(
+            requirements, current.dependencies if current else None, targets, index(module), cache
+        )
+    except layers.LayerError as exc:
+        module.fail_json(msg=f"The DAGs' dependencies in {src} cannot be used, nothing was published: {exc}")
+    return requirements, planned
+
+
+def validation_site(module, requirements, planned, scratch):
+    """The layer the definitions load with here (None: nothing declared); cached unless in check mode."""
+    if planned.dependencies is None:
+        return None
+    check = module.check_mode
+    root = scratch if check else Path(module.params["layer_cache"]) / "sites"
+    try:
+        return layers.validation_site(requirements, planned, index(module), root, None if check else root.parent / "uv")
+    except layers.LayerError as exc:
+        module.fail_json(msg=f"The DAGs' dependencies cannot be installed here to validate them: {exc}")
+
+
+def new_layers(publisher, planned):
+    """``{sha256: data}`` of the layers built now that the bucket does not hold yet (reads only)."""
+    entries = {name: mf.FileEntry(built.sha256, len(built.data)) for name, built in planned.built.items()}
+    if not entries or planned.dependencies is None:
+        return {}
+    used = {layer.sha256 for layer in planned.dependencies.layers.values()}
+    missing = publisher.missing_objects({name: entry for name, entry in entries.items() if entry.sha256 in used})
+    return {planned.built[name].sha256: planned.built[name].data for name in missing}
+
+
+def report(current, planned, uploads):
+    """The ``dependencies`` result: what is declared, what changed since the live version, each layer."""
+    deps = planned.dependencies
+    before = dict(
+        p.split("==", 1) for p in (current.dependencies.packages() if current and current.dependencies else ())
+    )
+    after = dict(p.split("==", 1) for p in (deps.packages() if deps else ()))
+    return {
+        "state": "none" if deps is None else "built" if planned.built else "reused",
+        "requirements": list(deps.requirements) if deps else [],
+        "packages": [f"{name}=={version}" for name, version in sorted(after.items())],
+        "added": [f"{n}=={v}" for n, v in sorted(after.items()) if n not in before],
+        "removed": [f"{n}=={v}" for n, v in sorted(before.items()) if n not in after],
+        "changed": [f"{n}=={before[n]} -> {v}" for n, v in sorted(after.items()) if n in before and before[n] != v],
+        "layers": [
+            {
+                "platform": name,
+                "sha256": layer.sha256,
+                "size": layer.size,
+                "packages": list(layer.packages),
+                "built": name in planned.built,
+                "uploaded": layer.sha256 in uploads,
+                "seconds": round(planned.built[name].seconds, 2) if name in planned.built else 0,
+            }
+            for name, layer in sorted((deps.layers if deps else {}).items())
+        ],
+    }
 
 
 def rollback(module, publisher):
@@ -444,7 +599,11 @@ def rollback(module, publisher):
             + (", ".join(item["version"] for item in listed) or "none"),
             history=listed,
         )
-    missing = publisher.missing_objects(target.files)
+    layer_entries = {
+        f"dependency layer {name}": mf.FileEntry(layer.sha256, layer.size)
+        for name, layer in (target.dependencies.layers if target.dependencies else {}).items()
+    }
+    missing = publisher.missing_objects({**target.files, **layer_entries})
     if missing:
         module.fail_json(msg=f"Version {target_version} cannot be restored, files missing in the bucket: {missing}")
     bundle = target.bundle
@@ -483,6 +642,13 @@ def main():
             keep_versions=dict(type="int", default=10),
             created_by=dict(type="str"),
             concurrency=dict(type="int", default=16),
+            layer_platforms=dict(type="list", elements="str", default=["linux/arm64"]),
+            python_version=dict(type="str", default="3.11"),
+            index_url=dict(type="str", no_log=True),
+            find_links=dict(type="list", elements="str", default=[]),
+            no_index=dict(type="bool", default=False),
+            layer_timeout=dict(type="int", default=600),
+            layer_cache=dict(type="path", default="~/.cache/dagster-ecs/layers"),
         ),
         required_if=[("state", "present", ["src"]), ("state", "rollback", ["version"])],
         supports_check_mode=True,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime
 import json
+import tempfile
+from pathlib import Path
 
 import pytest
 from ansible_collections.dagster_ecs.fargate.plugins.modules import dag_publish
@@ -33,10 +35,12 @@ def validated(monkeypatch):
 
     class Loader:
         calls = []
+        envs = []
         answer = (True, {"assets": ["raw_orders", "daily_revenue"]})
 
-        def __call__(self, python, src, module, timeout):
+        def __call__(self, python, src, module, timeout, env=None):
             self.calls.append((python, src, module, timeout))
+            self.envs.append(env)
             return self.answer
 
     loader = Loader()
@@ -612,3 +616,190 @@ def test_rollback_check_error(run_module, s3, src, validated, aws):
     aws.fail("HeadObject", "AccessDenied", status=403)
     result = rollback(run_module, first)
     assert result["failed"] and result["msg"].startswith("Failed to check the version's files")
+
+
+# --- dependency layers (requirements.txt) -----------------------------------------------------------
+# uv's resolution and installation are dagster_ecs_container.layers' (tests/unit/test_layers.py runs them for
+# real on local wheels); here ``layers.build`` is faked: a layer holding one module per requirement.
+
+
+@pytest.fixture
+def builds(monkeypatch, tmp_path):
+    """The layer builder, faked: records ``(requirements, platform)`` per build; ``builds.error`` fails it."""
+    from dagster_ecs_container import layers
+
+    class Builder:
+        calls = []
+        error = None
+
+        def __call__(self, requirements, target, index, cache=None, image_modules=None):
+            self.calls.append((requirements, target.name))
+            if self.error:
+                raise layers.LayerError(self.error)
+            site = Path(tempfile.mkdtemp(dir=tmp_path))
+            packages = []
+            for line in requirements:
+                name, _, version = line.partition("==")
+                (site / f"{name}.py").write_text(f"VERSION = {version!r}\n")
+                packages.append(f"{name}=={version or '1.0'}")
+            return layers.Built(target, tuple(packages), layers.pack(site), 0.01)
+
+    builder = Builder()
+    monkeypatch.setattr(layers, "build", builder)
+    return builder
+
+
+def publish_layers(run_module, src, tmp_path, **extra):
+    return publish(
+        run_module,
+        src,
+        layer_platforms=["linux/arm64", "linux/amd64"],
+        layer_cache=str(tmp_path / "cache"),
+        **extra,
+    )
+
+
+def test_requirements_build_one_layer_per_platform(run_module, s3, src, validated, builds, tmp_path):
+    write(src, {"requirements.txt": "inflection==0.5.1\n# a comment\n"})
+    result = publish_layers(run_module, src, tmp_path)
+    assert result["changed"], result
+    deps = result["dependencies"]
+    assert deps["state"] == "built" and deps["requirements"] == ["inflection==0.5.1"]
+    assert deps["added"] == ["inflection==0.5.1"] and deps["removed"] == deps["changed"] == []
+    assert [layer["platform"] for layer in deps["layers"]] == ["cp311-linux-aarch64", "cp311-linux-x86_64"]
+    assert all(layer["built"] and layer["uploaded"] for layer in deps["layers"])
+    manifest = live(s3)
+    assert sorted(manifest.dependencies.layers) == ["cp311-linux-aarch64", "cp311-linux-x86_64"]
+    for layer in manifest.dependencies.layers.values():
+        assert f"dags/objects/{layer.sha256}" in keys(s3)
+    # definitions.py, lib/util.py, requirements.txt and the layer (the fake builds the same bytes for both
+    # platforms: one object, uploaded once)
+    assert result["uploaded"] == 3 + 1
+    assert "requires inflection==0.5.1\n" in result["diff"]["after"]
+    # the definitions were loaded with a layer for this machine on PYTHONPATH, kept in the cache
+    site = validated.envs[0]["PYTHONPATH"].split(":")[0]
+    assert site.startswith(str(tmp_path / "cache" / "sites")) and (tmp_path / site / "inflection.py").is_file()
+
+
+def test_same_requirements_build_and_upload_nothing(run_module, s3, src, validated, builds, tmp_path, aws):
+    write(src, {"requirements.txt": "inflection==0.5.1\n"})
+    first = publish_layers(run_module, src, tmp_path)
+    builds.calls.clear()
+    assert not publish_layers(run_module, src, tmp_path)["changed"]
+    write(src, {"lib/util.py": "X = 2\n"})  # a code-only change
+    aws.forget()
+    result = publish_layers(run_module, src, tmp_path)
+    assert result["changed"] and result["dependencies"]["state"] == "reused"
+    assert builds.calls == [] and result["uploaded"] == 1
+    assert (
+        live(s3).dependencies
+        == mf.Manifest.from_json(
+            s3.get_object(Bucket=BUCKET, Key=f"dags/manifests/{first['version']}.json")["Body"].read()
+        ).dependencies
+    )
+    assert validated.envs[-1]["PYTHONPATH"] == validated.envs[0]["PYTHONPATH"]  # the cached validation layer
+
+
+def test_a_layer_already_in_the_bucket_is_not_uploaded(run_module, s3, src, validated, builds, tmp_path):
+    write(src, {"requirements.txt": "inflection==0.5.1\n"})
+    publish_layers(run_module, src, tmp_path)
+    write(src, {"requirements.txt": "humanize==1.0\n"})
+    publish_layers(run_module, src, tmp_path)
+    write(src, {"requirements.txt": "inflection==0.5.1\n"})  # back: same bytes, objects still kept
+    result = publish_layers(run_module, src, tmp_path)
+    assert result["dependencies"]["state"] == "built"
+    assert not any(layer["uploaded"] for layer in result["dependencies"]["layers"])
+    assert result["dependencies"]["added"] == ["inflection==0.5.1"]
+    assert result["dependencies"]["removed"] == ["humanize==1.0"]
+
+
+def test_a_changed_requirement_shows_in_check_mode(run_module, s3, src, validated, builds, tmp_path):
+    write(src, {"requirements.txt": "inflection==0.5.1\n"})
+    publish_layers(run_module, src, tmp_path)
+    before = keys(s3)
+    write(src, {"requirements.txt": "inflection==0.6\n"})
+    result = publish_layers(run_module, src, tmp_path, _ansible_check_mode=True)
+    assert result["changed"] and result["dependencies"]["changed"] == ["inflection==0.5.1 -> 0.6"]
+    assert "requires inflection==0.5.1\n" in result["diff"]["before"]
+    assert "requires inflection==0.6\n" in result["diff"]["after"]
+    assert keys(s3) == before
+    assert len(list((tmp_path / "cache" / "sites").iterdir())) == 1  # the first publish's; check mode kept none
+
+
+def test_check_mode_keeps_no_cache(run_module, s3, src, validated, builds, tmp_path):
+    write(src, {"requirements.txt": "inflection==0.5.1\n"})
+    result = publish_layers(run_module, src, tmp_path, _ansible_check_mode=True)
+    assert result["changed"] and keys(s3) == []
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_layer_that_cannot_be_built_publishes_nothing(run_module, s3, src, validated, builds, tmp_path):
+    publish_layers(run_module, src, tmp_path)
+    before = keys(s3)
+    write(src, {"requirements.txt": "nosuchpkg\n"})
+    builds.error = "the DAG dependencies cannot be resolved for cp311-linux-aarch64: nosuchpkg was not found"
+    result = publish_layers(run_module, src, tmp_path)
+    assert result["failed"]
+    assert result["msg"] == f"The DAGs' dependencies in {src} cannot be used, nothing was published: {builds.error}"
+    assert keys(s3) == before and validated.calls == [validated.calls[0]]
+
+
+def test_pyproject_dependencies_are_refused(run_module, s3, src, validated, builds, tmp_path):
+    write(src, {"pyproject.toml": '[project]\nname = "dags"\ndependencies = ["inflection"]\n'})
+    result = publish_layers(run_module, src, tmp_path)
+    assert result["failed"] and "declares dependencies" in result["msg"] and "requirements.txt" in result["msg"]
+    assert keys(s3) == []
+
+
+def test_a_platform_added_rewrites_the_same_version(run_module, s3, src, validated, builds, tmp_path):
+    write(src, {"requirements.txt": "inflection==0.5.1\n"})
+    first = publish(run_module, src, layer_cache=str(tmp_path / "cache"))
+    assert sorted(live(s3).dependencies.layers) == ["cp311-linux-aarch64"]
+    builds.calls.clear()
+    result = publish_layers(run_module, src, tmp_path)
+    assert result["changed"] and result["version"] == first["version"]
+    assert builds.calls == [(("inflection==0.5.1",), "cp311-linux-x86_64")]
+    assert sorted(live(s3).dependencies.layers) == ["cp311-linux-aarch64", "cp311-linux-x86_64"]
+    assert live(s3).previous == first["previous_version"]
+
+
+def test_rollback_restores_the_version_with_its_layers(run_module, s3, src, validated, builds, tmp_path):
+    without = publish_layers(run_module, src, tmp_path)["version"]
+    write(src, {"requirements.txt": "inflection==0.5.1\n"})
+    with_layer = publish_layers(run_module, src, tmp_path)["version"]
+    result = rollback(run_module, without)
+    assert result["changed"] and live(s3).dependencies is None
+    assert "requires inflection==0.5.1\n" in result["diff"]["before"] and "requires" not in result["diff"]["after"]
+    rollback(run_module, with_layer)
+    assert sorted(live(s3).dependencies.layers) == ["cp311-linux-aarch64", "cp311-linux-x86_64"]
+
+
+def test_rollback_refuses_a_version_whose_layer_is_gone(run_module, s3, src, validated, builds, tmp_path):
+    write(src, {"requirements.txt": "inflection==0.5.1\n"})
+    first = publish_layers(run_module, src, tmp_path)["version"]
+    layer = live(s3).dependencies.layers["cp311-linux-x86_64"]
+    write(src, {"requirements.txt": "", "lib/util.py": "X = 3\n"})
+    publish_layers(run_module, src, tmp_path)
+    s3.delete_object(Bucket=BUCKET, Key=f"dags/objects/{layer.sha256}")
+    result = rollback(run_module, first)
+    assert result["failed"] and "dependency layer cp311-linux-x86_64" in result["msg"]
+
+
+def test_pruning_removes_layers_no_kept_version_references(run_module, s3, src, validated, builds, tmp_path):
+    write(src, {"requirements.txt": "inflection==0.5.1\n"})
+    publish_layers(run_module, src, tmp_path)
+    old = live(s3).dependencies.layers
+    for key in keys(s3, "dags/manifests/"):
+        backdate(key, 5)
+    write(src, {"requirements.txt": "humanize==1.0\n"})
+    for key in keys(s3, "dags/manifests/"):
+        backdate(key, 5)
+    publish_layers(run_module, src, tmp_path)
+    for key in keys(s3, "dags/manifests/"):
+        backdate(key, 5)
+    write(src, {"requirements.txt": "humanize==1.0\n", "lib/util.py": "X = 9\n"})
+    publish_layers(run_module, src, tmp_path, keep_versions=1)  # keeps the live one and the one it replaced
+    kept = set(keys(s3))
+    assert all(f"dags/objects/{layer.sha256}" not in kept for layer in old.values())
+    for layer in live(s3).dependencies.layers.values():
+        assert f"dags/objects/{layer.sha256}" in kept
