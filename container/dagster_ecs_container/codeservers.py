@@ -31,7 +31,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import links
+from . import layers, links
 from .config import executable
 from .settings import private_dir
 
@@ -116,7 +116,11 @@ class CodeServers:
         return count
 
     def start(self, directory: Path, version: str) -> Server:
-        """A server for ``directory``, listening; CodeServerError when its definitions do not load."""
+        """A server for ``directory``, listening; CodeServerError when its definitions do not load.
+
+        The version's dependency layer, if it has one, is on the server's ``PYTHONPATH`` (and so on that of
+        the runs it launches): a layer that does not import refuses the version like any definitions error.
+        """
         private_dir(self.dir)  # the short /tmp directory when the runtime dir is deep
         self._count += 1
         path = self.dir / f"{version[:16]}-{os.getpid()}-{self._count}.sock"
@@ -132,6 +136,7 @@ class CodeServers:
             stdin=subprocess.DEVNULL,
             text=True,
             errors="replace",
+            env=layers.pythonpath(directory),
             preexec_fn=_child_setup(self.niceness),  # noqa: PLW1509 - a nice, nothing else
         )
         server = Server(version, path, process)

@@ -40,7 +40,7 @@ import urllib.request
 from dataclasses import asdict, replace
 from functools import partial
 
-from . import __version__, codeservers, inspect
+from . import __version__, codeservers, inspect, layers, links
 from .auth import AuthError, write_htpasswd
 from .config import BASIC_AUTH_ENV, ROLES, executable, write_all
 from .dbcheck import check_database
@@ -79,8 +79,9 @@ def _step(number: int, total: int, what: str, action, check: str):
 
 
 def validate_definitions(directory) -> None:
-    """The synced version's definitions must load (a fresh interpreter, so nothing stays imported)."""
-    ok, result = inspect.run(sys.executable, directory)
+    """The synced version's definitions must load (a fresh interpreter, so nothing stays imported), with
+    the version's dependency layer, if any, on its ``PYTHONPATH``."""
+    ok, result = inspect.run(sys.executable, directory, env=layers.pythonpath(directory))
     if not ok:
         raise RuntimeError(f"{result.get('file') or ''}: {result.get('error')}".lstrip(": "))
 
@@ -319,16 +320,30 @@ def run_command(argv: list[str], settings: Settings) -> int:
 
     The run's code origin names the DAG version directory the launching code server loaded
     (``.dags.versions/<version>``): that version is synced from the manifest history, so the run
-    executes the code it was launched with even when a newer version went live in between.
+    executes the code it was launched with even when a newer version went live in between, with that
+    version's dependency layer, if any, on the run worker's ``PYTHONPATH``.
     """
     for directory in (settings.home, settings.runtime_dir, settings.storage_dir):
         directory.mkdir(parents=True, exist_ok=True)
     pinned = re.search(rf"\.{re.escape(settings.dags_dir.name)}\.versions/([0-9a-f]{{16}})", " ".join(argv))
     initial_sync(settings, total=4, first=2, version=pinned.group(1) if pinned else None)
+    use_layer(settings)
     write_all(settings, None)
     sys.stdout.flush()
     os.execvp(argv[0], argv)
     return 0  # not reached
+
+
+def use_layer(settings: Settings) -> None:
+    """Put the synced version's dependency layer, if it has one, on this process's ``PYTHONPATH`` (a run
+    task: the run worker exec'd next imports it). The image's DAGs have none."""
+    directory = settings.dags_dir.resolve()
+    if not directory.is_relative_to(links.versions_dir(settings.dags_dir).resolve()):
+        return
+    path = layers.pythonpath(directory).get("PYTHONPATH")
+    if path and path != os.environ.get("PYTHONPATH"):
+        os.environ["PYTHONPATH"] = path
+        LOG.info("DAG version %s: its dependency layer is on PYTHONPATH", directory.name)
 
 
 def main(argv: list[str] | None = None) -> int:

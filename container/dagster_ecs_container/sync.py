@@ -9,6 +9,11 @@ definitions must load, where no code server checks them), and only then hands th
 in the sidecar with its code server) or not at all — so the code location sees either the old
 version or the new one, never a mixture. Any failure leaves the live version untouched and is
 recorded in the status for the next poll and for the health details.
+
+A version that declares extra Python dependencies (the manifest's ``dependencies``) names a layer
+for each platform; the sync fetches this task's layer once (verified like every object), unpacks it
+beside the versions, shared by every version with the same layer, and links it from the staged
+version (``.layer``, see ``layers``). A version with no layer for this task's platform is refused.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import links
+from . import layers, links
 from . import manifest as mf
 from .release import Refused, Release
 
@@ -87,6 +92,7 @@ class DagSync:
         workers: int = 16,
         version: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        platform: str | None = None,
     ):
         self.s3 = s3
         self.bucket = bucket
@@ -98,6 +104,8 @@ class DagSync:
         self.release = release or Release(live)  # the DAG link alone, when no sidecar releases with its servers
         self.workers = workers
         self.clock = clock  # when a refused version may be staged again (REJECTED_RETRY_SECONDS)
+        # Whose dependency layer a version uses: this interpreter's platform (cp311-linux-aarch64, ...).
+        self.platform = platform or layers.host_target().name
         # A fixed version (a run task: the version its run was launched with) instead of the live manifest.
         self.manifest_name = f"{mf.HISTORY}{version}.json" if version else mf.MANIFEST
         self.etag: str | None = None
@@ -136,12 +144,40 @@ class DagSync:
         return parsed
 
     def _stage(self, manifest: mf.Manifest) -> tuple[Path, int]:
-        """The version's directory, every file verified, at its final path (not live yet: a code server
-        started on it keeps importing from there); and how many objects were downloaded."""
+        """The version's directory, every file verified and its dependency layer linked, at its final path
+        (not live yet: a code server started on it keeps importing from there); and how many objects were
+        downloaded. On any failure nothing of it stays."""
+        layer = self._layer_of(manifest)  # before any download: a version this task cannot use is refused now
         staging = self.versions / f"{manifest.version}.partial"
         if staging.exists():
             shutil.rmtree(staging)
         staging.mkdir(parents=True)
+        try:
+            downloaded = self._fill(manifest, staging, layer)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        final = self.versions / manifest.version
+        if final.exists():
+            shutil.rmtree(final)
+        staging.rename(final)
+        return final, downloaded
+
+    def _layer_of(self, manifest: mf.Manifest) -> mf.Layer | None:
+        """The dependency layer of this task's platform (None: the version declares no dependencies)."""
+        if manifest.dependencies is None:
+            return None
+        layer = manifest.dependencies.layers.get(self.platform)
+        if layer is None:
+            raise Rejected(
+                f"version {manifest.version} has no dependency layer for {self.platform} (this task's platform); "
+                f"its layers: {', '.join(sorted(manifest.dependencies.layers)) or 'none'}. Publish it again from "
+                f"a publisher whose dags_layer_platforms include {self.platform}"
+            )
+        return layer
+
+    def _fill(self, manifest: mf.Manifest, staging: Path, layer: mf.Layer | None) -> int:
+        """Stage the manifest's files and link the version's layer; returns how many objects were downloaded."""
         current = self.current_version()
         current_dir = self.versions / current if current else None
         current_files = mf.scan(current_dir) if current_dir and current_dir.is_dir() else {}
@@ -161,16 +197,38 @@ class DagSync:
         requests = 0
         if manifest.bundle and len(wanted) >= mf.BUNDLE_MIN_FILES:
             wanted, requests = self._from_bundle(manifest, staging, wanted), 1
-        # Only what changed is downloaded, in parallel; each object is verified against its hash.
+        layer_dir = self._layer_dir(layer) if layer is not None else None
+        fetch = layer_dir is not None and not layer_dir.is_dir()  # else unpacked already (an earlier version)
+        started = time.monotonic()
+        # Only what changed is downloaded, in parallel (the layer too); each object is verified against its hash.
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            pending = pool.submit(self._download, layer.sha256) if fetch else None
             for sha256, data in zip(wanted, pool.map(self._download, wanted), strict=True):
                 for target in wanted[sha256]:
                     target.write_bytes(data)
-        final = self.versions / manifest.version
-        if final.exists():
-            shutil.rmtree(final)
-        staging.rename(final)
-        return final, requests + len(wanted)
+            if pending is not None:
+                try:
+                    layers.unpack(pending.result(), layer_dir)
+                except layers.LayerError as exc:
+                    raise Rejected(f"version {manifest.version}: dependency layer {layer.sha256[:16]}: {exc}") from exc
+        if layer is not None:
+            LOG.info(
+                "DAG dependency layer %s for %s %s (%d packages, %d bytes) in %.2fs",
+                layer.sha256[:16],
+                self.platform,
+                "fetched and unpacked" if fetch else "reused",
+                len(layer.packages),
+                layer.size,
+                time.monotonic() - started,
+            )
+        layers.attach(staging, layer_dir)
+        return requests + len(wanted) + (1 if fetch else 0)
+
+    def _layer_dir(self, layer: mf.Layer) -> Path:
+        """Where ``layer`` is unpacked, shared by every version that uses it (an absolute path: the link's target)."""
+        root = layers.layers_dir(self.live).absolute()
+        root.mkdir(parents=True, exist_ok=True)
+        return root / layer.sha256[:16]
 
     def _from_bundle(self, manifest: mf.Manifest, staging: Path, wanted: dict[str, list[Path]]):
         """Fill ``wanted`` from the manifest's bundle (one request); returns what is still missing."""
@@ -280,11 +338,19 @@ class DagSync:
                 raise Refused.not_loading(version, exc) from exc
 
     def _prune(self, keep: str) -> None:
+        """Keep the newest KEEP_VERSIONS version directories (and ``keep``), then the layers they use."""
         versions = sorted(
-            (p for p in self.versions.iterdir() if p.is_dir() and not p.name.endswith(".partial")),
+            (
+                p
+                for p in self.versions.iterdir()
+                if p.is_dir() and not p.name.startswith(".") and not p.name.endswith(".partial")
+            ),
             key=lambda p: p.stat().st_mtime,
             reverse=True,
         )
         for old in versions[KEEP_VERSIONS:]:
             if old.name != keep:
                 shutil.rmtree(old, ignore_errors=True)
+        removed = layers.prune(self.live, [p for p in versions if p.is_dir()])
+        if removed:
+            LOG.info("removed %d dependency layer(s) no kept DAG version uses: %s", len(removed), ", ".join(removed))

@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from dagster_ecs_container import links
+from dagster_ecs_container import layers, links
 from dagster_ecs_container.codeservers import CodeServerError, CodeServers
 from dagster_ecs_container.release import Refused, Release
 
@@ -90,3 +90,21 @@ def test_a_release_moves_the_dag_and_socket_links_together_or_not_at_all(tmp_pat
     assert live_server.running and _accepts(servers.link)
     assert reloads == ["v1", "v3", "v1"], "the webserver was not put back on the server it used"
     assert sorted(p.name for p in servers.dir.iterdir()) == sorted([live_server.socket.name, "live.sock"])
+
+
+def test_a_code_server_imports_its_versions_dependency_layer(tmp_path, servers):
+    """The version's ``.layer`` is on the server's PYTHONPATH; without it the same definitions do not load."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "extra_layer_mod.py").write_text("NAME = 'from_the_layer'\n")
+    text = (
+        "import dagster as dg\nimport extra_layer_mod\n\n"
+        "@dg.asset(name=extra_layer_mod.NAME)\ndef a():\n    return 1\n\ndefs = dg.Definitions(assets=[a])\n"
+    )
+    without = _version(tmp_path, "without", text)
+    with pytest.raises(CodeServerError, match="extra_layer_mod"):
+        servers.start(without, "without")
+    version = _version(tmp_path, "v1", text)
+    layers.attach(version, site)
+    server = servers.start(version, "v1")
+    assert server.running and _accepts(server.socket)
