@@ -304,3 +304,100 @@ def test_sync_survives_the_emulator_stopping_mid_sync_and_recovers(emulator, dag
     assert sync.poll() is True
     assert sync.status.last_error is None
     assert live_files(sync) == {p: e.sha256 for p, e in mf.scan(dags).items()}
+
+
+# --- dependency layers (requirements.txt) ----------------------------------------------------------
+# uv resolves and installs from the test wheels only (inflection: pure Python; ujson: compiled, x86_64 and
+# aarch64; docopt: an sdist only), never from a package index.
+LOCAL_WHEELS = {"dags_find_links": [str(ROOT / "tests" / "fixtures" / "wheels")], "dags_no_index": True}
+USES_INFLECTION = """
+import dagster as dg
+import inflection
+
+
+@dg.asset(group_name="deps")
+def titled() -> str:
+    return inflection.titleize("raw_orders")
+"""
+
+
+def with_requirements(dags, *lines):
+    (dags / "requirements.txt").write_text("".join(f"{line}\n" for line in lines))
+    (dags / "pipelines" / "titled.py").write_text(USES_INFLECTION)
+
+
+def test_a_dependency_is_built_once_and_reused(emulator, dags, tmp_path):
+    assert publish(emulator, dags).returncode == 0
+    with_requirements(dags, "inflection==0.5.1")
+    cache = {"dags_layer_cache": str(tmp_path / "cache"), **LOCAL_WHEELS}
+    run = publish(emulator, dags, validate=True, **cache)
+    assert run.returncode == 0, run.output[-4000:]
+    manifest = live_manifest(emulator)
+    assert "titled" in manifest.assets
+    assert manifest.dependencies.requirements == ("inflection==0.5.1",)
+    assert sorted(manifest.dependencies.layers) == ["cp311-linux-aarch64", "cp311-linux-x86_64"]
+    assert "Dependencies: inflection==0.5.1 (+inflection==0.5.1); layers: cp311-linux-aarch64" in run.output
+    keys = bucket_keys(emulator)
+    assert all(f"dags/objects/{layer.sha256}" in keys for layer in manifest.dependencies.layers.values())
+
+    again = publish(emulator, dags, validate=True, **cache)
+    assert again.returncode == 0 and again.recap["changed"] == 0, again.output[-3000:]
+    (dags / "pipelines" / "orders.py").write_text((dags / "pipelines" / "orders.py").read_text() + "\n# v2\n")
+    code_only = publish(emulator, dags, validate=True, **cache)
+    assert code_only.returncode == 0, code_only.output[-3000:]
+    assert "cp311-linux-aarch64 " in code_only.output and "built in" not in code_only.output
+    assert ", 1 uploaded" in code_only.output
+    assert live_manifest(emulator).dependencies == manifest.dependencies
+
+
+def test_check_and_diff_mode_show_dependency_changes(emulator, dags):
+    with_requirements(dags, "inflection==0.5.1")
+    assert publish(emulator, dags, **LOCAL_WHEELS).returncode == 0
+    keys = bucket_keys(emulator)
+    (dags / "requirements.txt").write_text("inflection==0.5.1\nujson==5.10.0\n")
+    run = publish(emulator, dags, "--check", "--diff", **LOCAL_WHEELS)
+    assert run.returncode == 0, run.output[-4000:]
+    assert "+requires ujson==5.10.0" in run.output and "-requires inflection" not in run.output
+    assert "(+ujson==5.10.0)" in run.output
+    assert bucket_keys(emulator) == keys
+
+
+@pytest.mark.parametrize(
+    ("requirement", "expected"),
+    [
+        ("nosuchpackage-dagster-ecs", "nosuchpackage-dagster-ecs was not found"),
+        ("dagster==1.12.0", "conflicts with the image's pin dagster==1.13.27"),
+        ("docopt", "cannot be resolved for cp311-linux-aarch64: "),
+    ],
+)
+def test_bad_dependencies_fail_before_anything_is_uploaded(emulator, dags, requirement, expected):
+    assert publish(emulator, dags).returncode == 0
+    before, keys = live_manifest(emulator).version, bucket_keys(emulator)
+    with_requirements(dags, requirement)
+    run = publish(emulator, dags, validate=True, **LOCAL_WHEELS)
+    assert run.returncode != 0 and run.recap["failed"] == 1
+    assert "nothing was published" in run.output and expected in run.output, run.output[-3000:]
+    if requirement == "docopt":
+        assert "docopt" in run.output and "no usable wheels" in run.output
+    assert live_manifest(emulator).version == before and bucket_keys(emulator) == keys
+
+
+def test_sync_unpacks_the_layer_and_the_definitions_import_it(emulator, dags, tmp_path):
+    assert publish(emulator, dags).returncode == 0
+    sync = make_sync(emulator, tmp_path)  # the real validation: a fresh interpreter, the layer on its path
+    assert sync.poll() is True
+    without = sync.live.resolve()
+    with_requirements(dags, "inflection==0.5.1", "ujson==5.10.0")
+    (dags / "pipelines" / "titled.py").write_text(
+        USES_INFLECTION + "\nimport ujson  # compiled: this machine's wheel\n"
+    )
+    assert publish(emulator, dags, **LOCAL_WHEELS).returncode == 0
+    assert sync.poll() is True, sync.status.last_error
+    version = sync.live.resolve()
+    layer = (version / ".layer").resolve()
+    assert (layer / "inflection").is_dir() and any(layer.glob("ujson*.so"))
+    assert layer.parent == tmp_path / "live" / ".dags.layers"
+    # rolled back to the version without dependencies: it has no layer on its path
+    assert publish(emulator, dags, dags_rollback_to="previous").returncode == 0
+    assert sync.poll() is True, sync.status.last_error
+    assert sync.live.resolve() == without and not (without / ".layer").exists()

@@ -652,6 +652,97 @@ def test_a_dag_that_loads_here_but_not_in_the_task_is_refused_there(stack):
     assert back.returncode == 0, back.output[-3000:]
 
 
+DEPENDENT_ASSET = '''"""Uses packages the image does not have, from the DAGs' requirements.txt."""
+import dagster as dg
+import inflection
+import ujson
+
+
+@dg.asset(group_name="deps", description="Needs inflection (pure Python) and ujson (compiled).")
+def titled_report() -> str:
+    return ujson.dumps({"title": inflection.titleize("daily_revenue_report")})
+
+
+deps_job = dg.define_asset_job("deps_job", selection=["titled_report"])
+'''
+# The test wheels (no package index: tasks never reach one, and neither does this test's publisher).
+LOCAL_WHEELS = {"dags_find_links": [str(ROOT / "tests" / "fixtures" / "wheels")], "dags_no_index": True}
+
+
+def _layer_of(run):
+    """The platforms and what happened to each layer, from the play's summary line."""
+    return re.findall(r"(cp3\d+-linux-\w+) [\d.]+ kB (built in [\d.]+ s|reused)(, uploaded)?", run.output)
+
+
+def test_a_dag_dependency_goes_live_without_an_image_and_runs_in_its_run_task(stack):
+    """requirements.txt: layers built for the tasks' platform and this machine's, the asset live, its run task
+    imports them; the same requirements again build and upload nothing; rollback goes back to no dependency."""
+    live = json.loads(request(f"{stack['url']}/health/details", stack["auth"])[1])["dags"]["version"]
+    requirements = stack["dags"] / "requirements.txt"
+    module = stack["dags"] / "pipelines" / "with_deps.py"
+    requirements.write_text("inflection==0.5.1\nujson==5.10.0\n")
+    module.write_text(DEPENDENT_ASSET)
+    try:
+        run = deploy_dags(stack, **LOCAL_WHEELS)
+        assert run.returncode == 0, run.output[-4000:]
+        assert f"Live on the webserver at {stack['url']}" in run.output, run.output[-3000:]
+        assert "Dependencies: inflection==0.5.1, ujson==5.10.0 (+inflection==0.5.1, +ujson==5.10.0)" in run.output
+        built = _layer_of(run)
+        assert [platform for platform, _how, _up in built] == ["cp311-linux-aarch64", "cp311-linux-x86_64"], built
+        assert all(how.startswith("built") and uploaded for _p, how, uploaded in built), built
+        assert "titled_report" in asset_keys(stack)
+        client = _client(stack)
+        run_id = client.submit_job_execution(
+            "deps_job", repository_location_name="dags", repository_name="__repository__"
+        )
+        assert _run_reaches(client, run_id, FINISHED, 240) == "SUCCESS", "\n".join(_run_messages(stack, run_id))[-3000:]
+        assert _stopped_run_task(stack, run_id)["containers"][0]["exitCode"] == 0
+
+        again = deploy_dags(stack, **LOCAL_WHEELS)
+        assert again.returncode == 0 and again.recap["changed"] == 0, again.output[-3000:]
+        module.write_text(DEPENDENT_ASSET.replace("daily_revenue_report", "weekly_revenue_report"))
+        code_only = deploy_dags(stack, **LOCAL_WHEELS)
+        assert code_only.returncode == 0, code_only.output[-3000:]
+        assert [how for _p, how, uploaded in _layer_of(code_only) if not uploaded] == ["reused", "reused"]
+        assert ", 1 uploaded" in code_only.output  # the changed module only
+    finally:
+        requirements.unlink()
+        module.unlink()
+    back = deploy_dags(stack, dags_rollback_to=live)
+    assert back.returncode == 0, back.output[-3000:]
+    wait_for(lambda: "titled_report" not in asset_keys(stack), 90, 0.5, "the rolled back assets in GraphQL")
+    assert asset_keys(stack) >= ASSETS
+
+
+def test_a_corrupt_dependency_layer_is_refused_by_the_task(stack):
+    """A layer object whose bytes do not match its hash: the publisher finds it present and does not upload it,
+    the task's sync refuses the version, live unchanged."""
+    from dagster_ecs_container import layers
+
+    before = asset_keys(stack)
+    live = json.loads(request(f"{stack['url']}/health/details", stack["auth"])[1])["dags"]["version"]
+    wanted = ("inflection==0.5.1",)
+    index = layers.Index(find_links=tuple(LOCAL_WHEELS["dags_find_links"]), no_index=True)
+    sha = layers.build(wanted, layers.host_target(), index).sha256  # deterministic: what the publisher will build
+    bucket = json.loads((stack["runtime"].parent / "outputs.json").read_text())["dag_bucket"]
+    clients(stack["endpoint"])("s3").put_object(Bucket=bucket, Key=f"dags/objects/{sha}", Body=b"corrupt")
+    requirements = stack["dags"] / "requirements.txt"
+    module = stack["dags"] / "pipelines" / "with_deps.py"
+    requirements.write_text("\n".join(wanted) + "\n")
+    module.write_text("import inflection\n")
+    try:
+        run = deploy_dags(stack, **LOCAL_WHEELS)
+    finally:
+        requirements.unlink()
+        module.unlink()
+    assert run.returncode != 0 and "the webserver refused it" in run.output, run.output[-3000:]
+    assert "corrupt" in run.output
+    assert asset_keys(stack) == before and request(f"{stack['url']}/health")[0] == 200
+    details = json.loads(request(f"{stack['url']}/health/details", stack["auth"])[1])["dags"]
+    assert details["version"] == live and "corrupt" in details["last_error"]
+    assert deploy_dags(stack, dags_rollback_to=live).returncode == 0
+
+
 def test_generated_secrets_never_leak(stack, new_revision):
     secrets = [stack["auth"][1], stack["database"]["password"]]
     assert all(len(secret) >= 16 for secret in secrets)

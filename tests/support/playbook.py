@@ -4,6 +4,7 @@ venv's bin first on PATH and plain output; and a private offline profile to run 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import subprocess
@@ -63,7 +64,8 @@ def run_playbook(playbook, *args, inventory=None, extra_vars=None, env=None, tim
     if inventory:
         command += ["-i", str(inventory)]
     for key, value in (extra_vars or {}).items():
-        command += ["-e", f"{key}={value}"]
+        # key=value gives Ansible a string; a list or a dict goes as JSON, which keeps its type
+        command += ["-e", json.dumps({key: value}) if isinstance(value, list | dict) else f"{key}={value}"]
     command += list(args)
     proc = subprocess.run(
         command,

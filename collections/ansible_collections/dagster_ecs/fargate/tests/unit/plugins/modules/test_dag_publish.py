@@ -639,7 +639,7 @@ def builds(monkeypatch, tmp_path):
             site = Path(tempfile.mkdtemp(dir=tmp_path))
             packages = []
             for line in requirements:
-                name, _, version = line.partition("==")
+                name, version = (line.split("==", 1) + [""])[:2]
                 (site / f"{name}.py").write_text(f"VERSION = {version!r}\n")
                 packages.append(f"{name}=={version or '1.0'}")
             return layers.Built(target, tuple(packages), layers.pack(site), 0.01)
