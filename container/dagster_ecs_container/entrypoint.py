@@ -45,6 +45,7 @@ from .auth import AuthError, write_htpasswd
 from .config import BASIC_AUTH_ENV, ROLES, executable, write_all
 from .dbcheck import check_database
 from .health import HealthCache, serve
+from .memory import Headroom
 from .release import Release
 from .settings import Settings, private_dir
 from .sync import DagSync, use_builtin
@@ -218,7 +219,9 @@ def sidecar(role: str, settings: Settings) -> int:
     servers.stop_orphans()
     # The webserver reloads its code location at each release; the daemon reconnects through live.sock.
     reload = partial(reload_webserver, settings.graphql_url) if role == "webserver" else None
-    release = Release(settings.dags_dir, servers, reload)
+    # Two code servers at once during a release only when the task's memory holds them (memory.py).
+    headroom = Headroom.of_this_task()
+    release = Release(settings.dags_dir, servers, reload, headroom)
     sync = make_sync(settings, release) if settings.sync_enabled else None
     if role == "webserver":  # /health answers (503) while the code server and the webserver start
 
@@ -231,7 +234,10 @@ def sidecar(role: str, settings: Settings) -> int:
                 return {"last_error": "DAG sync is off in this task (DAGSTER_DAG_SYNC)", **dag_status(None)}
             started = time.monotonic()
             went_live = sync.poll()
-            return {**dag_status(sync), "changed": went_live, "seconds": round(time.monotonic() - started, 2)}
+            answer = {**dag_status(sync), "changed": went_live, "seconds": round(time.monotonic() - started, 2)}
+            if went_live and release.stopped_first:  # the short reload window, and why
+                answer["stopped_first"] = release.stopped_first
+            return answer
 
         serve(settings.health_port, HealthCache(lambda: check_webserver(settings.graphql_url)), details, sync_now)
     release.start_live()

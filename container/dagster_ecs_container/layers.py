@@ -497,10 +497,15 @@ def with_site(site: Path | None, environ: dict[str, str] | None = None) -> dict[
     return env
 
 
+def site(version_dir: Path) -> Path | None:
+    """The unpacked layer ``version_dir`` uses (None: it uses none)."""
+    link = Path(version_dir) / LINK
+    return link.resolve() if link.is_dir() else None
+
+
 def pythonpath(version_dir: Path, environ: dict[str, str] | None = None) -> dict[str, str]:
     """The environment for a process that imports ``version_dir``: its layer, if any, on PYTHONPATH."""
-    link = Path(version_dir) / LINK
-    return with_site(link.resolve() if link.is_dir() else None, environ)
+    return with_site(site(version_dir), environ)
 
 
 def prune(live: Path, versions: list[Path]) -> list[str]:

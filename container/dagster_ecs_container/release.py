@@ -15,6 +15,11 @@ live DAG link and ``live.sock`` are re-pointed together, the webserver reloads i
 workspace refresh) and the old server stops. Elsewhere (start-up, a run task) there is no code
 server and nothing to reload: the release is the DAG link alone, after the sync loaded the
 definitions in a separate interpreter.
+
+When the task's memory would not hold two code servers at once (``memory.Headroom``: a heavy
+dependency layer in a small task), the old server stops first and the new one starts after it: a
+short window in which the location reloads, logged; if the new version then does not load, the
+previous version's server starts again. Never an out-of-memory kill.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from pathlib import Path
 
 from . import links
 from .codeservers import CodeServerError, CodeServers, Server
+from .memory import Headroom
 
 LOG = logging.getLogger("dagster_ecs.release")
 
@@ -57,15 +63,20 @@ class Release:
         live: Path,
         servers: CodeServers | None = None,
         reload: Callable[[str], bool] | None = None,
+        headroom: Headroom | None = None,
     ):
         self.live = live  # the live DAG link (DAGSTER_DAGS_DIR)
         self.servers = servers  # the sidecar's code servers; None: the DAG link alone
         self.reload = reload  # the webserver's reload (webserver task only): True when it loaded the version
+        self.headroom = headroom  # the task's memory; None: never short (two servers at once always fit)
+        self.stopped_first: str | None = None  # the last release's budget when it stopped the old server first
         self.lock = threading.RLock()  # the poll loop, POST /_dags/sync and the watchdog all get here
 
     def go_live(self, version: str, directory: Path) -> None:
         """Start -> swap -> reload -> commit; ``Refused`` (after the rollback) when the version is refused."""
         with self.lock:
+            if self._short_of_memory(version, directory):
+                return self._go_live_stopping_first(version, directory)
             server = self._start(version, directory)
             before = self._before()
             try:
@@ -76,6 +87,41 @@ class Release:
                 self._roll_back(before, server)
                 raise
             self._commit(version, before)
+
+    def _short_of_memory(self, version: str, directory: Path) -> bool:
+        if self.headroom is None or self.servers is None:
+            return False
+        live = self.live.resolve() if self.live.is_symlink() else None
+        budget = self.headroom.short(self.servers.current, live, directory)
+        self.stopped_first = None if budget is None else str(budget)
+        if budget is not None:
+            LOG.warning(
+                "DAG version %s: two code servers at once would not fit in the task's memory (%s): stopping the "
+                "live server first; the code location reloads until the new one listens",
+                version,
+                budget,
+            )
+        return budget is not None
+
+    def _go_live_stopping_first(self, version: str, directory: Path) -> None:
+        """Stop the live server, then start -> swap -> reload -> commit; a refusal starts the previous again."""
+        before = self._before()
+        self.servers.stop(before.server)
+        try:
+            server = self._start(version, directory)
+            try:
+                self._swap(directory, server)
+                if not self._reload(version):
+                    raise Refused(f"version {version} refused: the code location did not load it")
+            except BaseException:
+                links.point(self.live, before.dags)
+                self.servers.stop(server)
+                raise
+        except BaseException:
+            if before.dags is not None and not self.start_live():
+                LOG.error("the previous DAG version's code server did not start again; retrying at the next poll")
+            raise
+        self._commit(version, before)
 
     def _start(self, version: str, directory: Path) -> Server | None:
         """The check in the sidecar: the new version's code server, listening. Nothing moved yet."""

@@ -77,3 +77,28 @@ def test_the_check_passes_https_loopback_and_the_opt_out():
     assert check_the_url(ALB.replace("http://", "https://")) is None
     assert check_the_url("http://127.0.0.1:18080") is None
     assert check_the_url(ALB, allow_plain_http=True) is None
+
+
+def live_note(live, changed=True):
+    """The role's line about the webserver, rendered from ``dags_notified.live`` (plain Jinja, as Ansible would)."""
+    import jinja2
+
+    (show,) = [task for task in yaml.safe_load(ROLE_TASKS.read_text()) if task["name"] == "Show the DAG version"]
+    environment = jinja2.Environment()  # noqa: S701 - renders text, not HTML
+    context = {"dags_notified": {"live": live}, "dags_result": {"changed": changed}, "ansible_check_mode": False}
+    assert show["vars"]["dags_live"] == "{{ dags_notified.live | default({}) }}"
+    context["dags_live"] = live  # what that gives in Ansible (plain Jinja would render the dict as text)
+    return environment.from_string(show["vars"]["dags_live_note"]).render(context)
+
+
+def test_the_play_says_when_the_old_code_server_stopped_first():
+    live = {"url": ALB, "confirmed": True, "version": "3f6c2a9e81d04b7c", "seconds": 4.2}
+    assert (
+        live_note(live)
+        == f"Live on the webserver at {ALB} (4.2 s in the task); the daemon task takes it at its next poll."
+    )
+    budget = "task 400 MB + new code server ~310 MB (live one 190 MB, layer +120 MB) + 16 MB margin vs limit 512 MB"
+    assert live_note({**live, "stopped_first": budget}).endswith(
+        "The task's memory did not hold two code servers at once, so the old one stopped first (a short reload "
+        f"window): {budget}."
+    )

@@ -15,6 +15,7 @@ import pytest
 from dagster_ecs_container import links
 from dagster_ecs_container import manifest as mf
 from dagster_ecs_container.codeservers import CodeServerError, CodeServers, Server
+from dagster_ecs_container.memory import Budget
 from dagster_ecs_container.release import Refused, Release
 from dagster_ecs_container.sync import REJECTED_RETRY_SECONDS, DagSync, use_builtin
 
@@ -204,6 +205,72 @@ def test_the_sidecar_starts_a_server_for_what_is_live_and_sees_it_die(task, capl
     servers.refuse.add("v1")
     assert release.start_live() is False
     assert "the live DAGs" in caplog.text and "do not load" in caplog.text
+
+
+# --- a task whose memory does not hold two code servers: the old one stops first -----------------------------
+
+
+class Short:
+    """A Headroom that finds the task short of memory for every release (memory.py decides it for real)."""
+
+    def __init__(self):
+        self.asked = []
+
+    def short(self, server, live_dir, new_dir):
+        self.asked.append((server.version, live_dir.name, new_dir.name))
+        return Budget(limit_mb=512, task_mb=400, server_mb=190, layer_delta_mb=120)
+
+
+@pytest.fixture
+def short(task):
+    """``task``, short of memory; ``running_at_start``: which servers ran when each new server started."""
+    task["release"].headroom = Short()
+    servers, running = task["servers"], []
+    start = servers.start
+
+    def recording_start(directory, version):
+        running.append((version, [s.version for s in servers.started if s.running]))
+        return start(directory, version)
+
+    servers.start = recording_start
+    task["running_at_start"] = running
+    return task
+
+
+def test_short_of_memory_the_old_server_stops_before_the_new_one_starts(short, tmp_path, caplog):
+    v2 = version_dir(tmp_path, short["live"], "v2")
+    short["release"].go_live("v2", v2)
+    assert short["running_at_start"] == [("v2", [])], "two code servers ran at once in a task short of memory"
+    assert short["release"].headroom.asked == [("v1", "v1", "v2")]
+    new = short["servers"].current
+    assert new.version == "v2" and new.running and not short["v1"].running
+    assert links.live_version(short["live"]) == "v2" and short["servers"].link.resolve() == new.socket
+    assert short["reloads"] == ["v2"]
+    assert "two code servers at once would not fit in the task's memory (task 400 MB + new code server ~310 MB" in (
+        caplog.text
+    )
+    assert "stopping the live server first" in caplog.text
+
+
+def test_short_of_memory_a_version_that_does_not_load_brings_the_previous_one_back(short, tmp_path):
+    short["servers"].refuse.add("v2")
+    with pytest.raises(Refused, match="version v2 refused, its definitions do not load"):
+        short["release"].go_live("v2", version_dir(tmp_path, short["live"], "v2"))
+    again = short["servers"].current
+    assert again.version == "v1" and again.running and again is not short["v1"]
+    assert links.live_version(short["live"]) == "v1" and short["servers"].link.resolve() == again.socket
+    assert short["reloads"] == ["v1"]
+
+
+def test_short_of_memory_a_refused_reload_brings_the_previous_one_back(short, tmp_path):
+    short["refuse_reload"].add("v2")
+    with pytest.raises(Refused, match="the code location did not load it"):
+        short["release"].go_live("v2", version_dir(tmp_path, short["live"], "v2"))
+    refused = short["servers"].started[1]
+    again = short["servers"].current
+    assert not refused.running and again.version == "v1" and again.running
+    assert links.live_version(short["live"]) == "v1" and short["servers"].link.resolve() == again.socket
+    assert short["reloads"] == ["v2", "v1"]
 
 
 # --- the sync: what is recorded, and when a refused version is tried again -------------------------------

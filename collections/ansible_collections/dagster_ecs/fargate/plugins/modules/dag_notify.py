@@ -85,6 +85,9 @@ live:
   description:
     - What the webserver made live. C(confirmed) is true when it serves O(version); C(error) says why not.
     - C(version) and C(seconds) are there when the webserver answered.
+    - C(stopped_first) is there when the task's memory did not hold two code servers at once, so the old one
+      stopped before the new one started (a short window in which the code location reloads); it gives the figures
+      the task decided from.
   returned: unless in check mode
   type: dict
   sample: {"url": "https://dagster.example.com", "confirmed": true, "version": "3f6c2a9e81d04b7c", "seconds": 3.1}
@@ -165,6 +168,8 @@ def notify(module):
     )
     if answer.get("last_error"):
         live["error"] = answer["last_error"]
+    if answer.get("stopped_first"):
+        live["stopped_first"] = answer["stopped_first"]
     return live, bool(answer.get("changed"))
 
 

@@ -54,6 +54,16 @@ def test_notify_confirmed(run_module, secret, http_server, aws):
     assert [op for _service, op, _params in aws.calls] == ["GetSecretValue"]  # the bucket is not touched
 
 
+def test_notify_says_when_the_old_code_server_stopped_first(run_module, secret, http_server):
+    """A task short of memory for two code servers stopped the old one first: the play says so, with the figures."""
+    budget = "task 400 MB + new code server ~310 MB (live one 190 MB, layer +120 MB) + 16 MB margin vs limit 512 MB"
+    http_server.routes[("POST", "/_dags/sync")] = Reply(
+        200, {"version": VERSION, "seconds": 4.2, "changed": True, "stopped_first": budget}
+    )
+    result = notify(run_module, http_server.url)
+    assert result["live"]["confirmed"] and result["live"]["stopped_first"] == budget
+
+
 def test_notify_already_live_is_not_a_change(run_module, secret, http_server):
     """The webserver had taken the version at its own poll: confirmed, and nothing changed."""
     http_server.routes[("POST", "/_dags/sync")] = Reply(200, {"version": VERSION, "changed": False})
