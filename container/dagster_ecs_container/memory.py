@@ -16,9 +16,12 @@ release stops the old server first: a short window, the new server's start (a fe
 which the UI shows the code location as reloading, logged with the figures; never an
 out-of-memory kill. No limit known (no metadata endpoint): today's order, new server first.
 
-The task's memory is the resident set of every process of its session (the local runtime starts
-each task as one; in the container supervisord's children keep its session), as
-``tests/bench/rss.py`` measures a task.
+The task's memory is the proportional set size (PSS) of every process of its session (the local
+runtime starts each task as one; in the container supervisord's children keep its session): shared
+pages (the interpreter, the same libraries in the webserver and the code servers) split between the
+processes sharing them, which is close to what the task's memory cgroup is charged; summing resident
+sets would count them once per process and find a 512 MB task short at every release. The new
+server's share is taken as the live one's whole resident set: an overestimate, on the safe side.
 """
 
 from __future__ import annotations
@@ -53,10 +56,21 @@ def task_limit_mb(environ: dict[str, str] | None = None, timeout: float = 2.0) -
     return memory or None
 
 
-def task_rss_mb() -> float:
-    """Resident memory of every process of this task (this process's session)."""
+def pss_kb(pid: int, rss_kb: int = 0) -> int:
+    """A process's proportional set size (``/proc/<pid>/smaps_rollup``); ``rss_kb`` where it cannot be read."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return rss_kb
+
+
+def task_mb() -> float:
+    """Memory of every process of this task (this process's session): the sum of their PSS."""
     session = os.getsid(0)
-    return sum(p.rss_kb for p in processes() if p.sid == session and p.state != "Z") / 1024
+    return sum(pss_kb(p.pid, p.rss_kb) for p in processes() if p.sid == session and p.state != "Z") / 1024
 
 
 def server_rss_mb(server: Server) -> float:
@@ -119,7 +133,7 @@ class Headroom:
     def budget(self, server: Server, live_dir: Path | None, new_dir: Path) -> Budget | None:
         if self.limit_mb is None:
             return None
-        return Budget(self.limit_mb, task_rss_mb(), server_rss_mb(server), layer_mb(new_dir) - layer_mb(live_dir))
+        return Budget(self.limit_mb, task_mb(), server_rss_mb(server), layer_mb(new_dir) - layer_mb(live_dir))
 
     def short(self, server: Server | None, live_dir: Path | None, new_dir: Path) -> Budget | None:
         if server is None or not server.running:
