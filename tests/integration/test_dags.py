@@ -350,6 +350,21 @@ def test_a_dependency_is_built_once_and_reused(emulator, dags, tmp_path):
     assert live_manifest(emulator).dependencies == manifest.dependencies
 
 
+def test_pruning_deletes_the_layers_no_kept_version_references(emulator, dags):
+    with_requirements(dags, "inflection==0.5.1")
+    assert publish(emulator, dags, dags_keep_versions=2, **LOCAL_WHEELS).returncode == 0
+    shas = {layer.sha256 for layer in live_manifest(emulator).dependencies.layers.values()}
+    (dags / "requirements.txt").unlink()
+    (dags / "pipelines" / "titled.py").unlink()
+    extra = dags / "pipelines" / "extra.py"
+    extra.write_text(NEW_ASSET.format(name="asset_a"))
+    assert publish(emulator, dags, dags_keep_versions=2).returncode == 0
+    assert {f"dags/objects/{sha}" for sha in shas} <= set(bucket_keys(emulator))  # the previous version keeps them
+    extra.write_text(NEW_ASSET.format(name="asset_b"))
+    assert publish(emulator, dags, dags_keep_versions=2).returncode == 0
+    assert not {f"dags/objects/{sha}" for sha in shas} & set(bucket_keys(emulator))
+
+
 def test_check_and_diff_mode_show_dependency_changes(emulator, dags):
     with_requirements(dags, "inflection==0.5.1")
     assert publish(emulator, dags, **LOCAL_WHEELS).returncode == 0
