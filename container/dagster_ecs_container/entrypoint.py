@@ -235,8 +235,9 @@ def sidecar(role: str, settings: Settings) -> int:
             started = time.monotonic()
             went_live = sync.poll()
             answer = {**dag_status(sync), "changed": went_live, "seconds": round(time.monotonic() - started, 2)}
-            if went_live and release.stopped_first:  # the short reload window, and why
-                answer["stopped_first"] = release.stopped_first
+            # the short reload window, and why; also when the poll loop released the version just before this request
+            if release.stopped_first and release.stopped_first[0] == answer["version"]:
+                answer["stopped_first"] = release.stopped_first[1]
             return answer
 
         serve(settings.health_port, HealthCache(lambda: check_webserver(settings.graphql_url)), details, sync_now)

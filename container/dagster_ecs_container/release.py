@@ -69,7 +69,8 @@ class Release:
         self.servers = servers  # the sidecar's code servers; None: the DAG link alone
         self.reload = reload  # the webserver's reload (webserver task only): True when it loaded the version
         self.headroom = headroom  # the task's memory; None: never short (two servers at once always fit)
-        self.stopped_first: str | None = None  # the last release's budget when it stopped the old server first
+        # (version, budget) of the last release that stopped the old server first, short of memory; None: it did not
+        self.stopped_first: tuple[str, str] | None = None
         self.lock = threading.RLock()  # the poll loop, POST /_dags/sync and the watchdog all get here
 
     def go_live(self, version: str, directory: Path) -> None:
@@ -93,7 +94,7 @@ class Release:
             return False
         live = self.live.resolve() if self.live.is_symlink() else None
         budget = self.headroom.short(self.servers.current, live, directory)
-        self.stopped_first = None if budget is None else str(budget)
+        self.stopped_first = None if budget is None else (version, str(budget))
         if budget is not None:
             LOG.warning(
                 "DAG version %s: two code servers at once would not fit in the task's memory (%s): stopping the "

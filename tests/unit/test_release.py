@@ -109,6 +109,7 @@ def test_a_release_swaps_both_links_reloads_the_webserver_and_stops_the_old_serv
     v2 = version_dir(tmp_path, task["live"], "v2")
     task["release"].go_live("v2", v2)
     new = task["servers"].current
+    assert task["release"].stopped_first is None
     assert new.version == "v2" and new.running
     assert links.read(task["live"]) == str(v2) and links.live_version(task["live"]) == "v2"
     assert task["servers"].link.resolve() == new.socket
@@ -246,6 +247,7 @@ def test_short_of_memory_the_old_server_stops_before_the_new_one_starts(short, t
     assert new.version == "v2" and new.running and not short["v1"].running
     assert links.live_version(short["live"]) == "v2" and short["servers"].link.resolve() == new.socket
     assert short["reloads"] == ["v2"]
+    assert short["release"].stopped_first == ("v2", str(Budget(512, 400, 190, 120)))  # POST /_dags/sync says so
     assert "two code servers at once would not fit in the task's memory (task 400 MB + new code server ~310 MB" in (
         caplog.text
     )
