@@ -67,8 +67,9 @@ sanity: venv ## ansible-test sanity on the collection, offline (tests/support/an
 lint: venv ## ansible-lint (production profile), yamllint, ruff, hadolint: the commands tests/test_lint.py holds
 	$(BIN)/pytest -p no:cacheprovider tests/test_lint.py $(PYTEST_ARGS)
 
-bench: venv ## Benchmarks: DAG publish/sync with 1,000 files vs aws s3 sync; deploy latency, RSS per task, run launch ECS vs default launcher (after make rehearsal)
+bench: venv ## Benchmarks: DAG publish/sync with 1,000 files vs aws s3 sync; deploy latency, DAG dependencies vs the image path (needs PyPI), RSS per task, run launch ECS vs default launcher (after make rehearsal)
 	$(BIN)/python tests/bench/dags.py
+	$(BIN)/python tests/bench/deps.py
 	$(BIN)/python tests/bench/rss.py
 	$(BIN)/python tests/bench/runs.py
 

@@ -18,8 +18,6 @@ Part 2, on the running offline rehearsal (after ``make rehearsal``; skipped if n
 from __future__ import annotations
 
 import argparse
-import base64
-import json
 import os
 import re
 import shutil
@@ -27,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,6 +33,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from support.emulator import OFFLINE_CREDENTIALS, wait_for_health  # noqa: E402
 from support.net import free_port  # noqa: E402
 from support.playbook import run_playbook  # noqa: E402
+from support.rehearsal import Rehearsal  # noqa: E402
 
 BIN = Path(sys.executable).parent
 BUCKET = "dags-bench"
@@ -182,32 +180,12 @@ def part_one(files: int, work: Path) -> None:
 
 
 def part_two(work: Path) -> None:
-    outputs_file = ROOT / ".state" / "offline" / "outputs.json"
-    if not outputs_file.exists():
+    try:
+        rehearsal = Rehearsal()
+    except (OSError, KeyError, ValueError):
         print("\n== live deploy: skipped, no offline rehearsal (run `make rehearsal` first)")
         return
-    outputs = json.loads(outputs_file.read_text())
-    url = outputs["load_balancer_url"]
-    s = session()
-    secret = s.client("secretsmanager", endpoint_url="http://127.0.0.1:4566").get_secret_value(
-        SecretId=outputs.get("basic_auth_secret_id", "dagster-ecs/basic-auth")
-    )
-    creds = json.loads(secret["SecretString"])
-    token = base64.b64encode(f"{creds['username']}:{creds['password']}".encode()).decode()
-
-    def assets() -> set[str]:
-        query = json.dumps({"query": "{ assetNodes { assetKey { path } } }"}).encode()
-        request = urllib.request.Request(
-            f"{url}/graphql",
-            data=query,
-            headers={"Content-Type": "application/json", "Authorization": f"Basic {token}"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback
-                nodes = json.loads(response.read())["data"]["assetNodes"]
-        except (OSError, KeyError, TypeError, ValueError):
-            return set()
-        return {"/".join(node["assetKey"]["path"]) for node in nodes}
+    url, assets = rehearsal.url, rehearsal.assets
 
     if not assets():
         print(f"\n== live deploy: skipped, no Dagster answers at {url} (run `make rehearsal` first)")

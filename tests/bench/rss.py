@@ -24,20 +24,9 @@ import time
 from pathlib import Path
 
 from dagster_ecs_container import codeservers
+from dagster_ecs_container.memory import pss_kb
 
 GOAL_MB = 450
-
-
-def pss_kb(pid: int) -> int:
-    """Proportional set size: shared pages split between the processes sharing them (what a task's
-    memory cgroup is charged is closer to the sum of PSS than to the sum of RSS)."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
 
 
 def processes() -> list[dict]:
