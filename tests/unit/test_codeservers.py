@@ -107,4 +107,5 @@ def test_a_code_server_imports_its_versions_dependency_layer(tmp_path, servers):
     version = _version(tmp_path, "v1", text)
     layers.attach(version, site)
     server = servers.start(version, "v1")
+    servers.activate(server)  # live, so the fixture's stop_all stops it
     assert server.running and _accepts(server.socket)
