@@ -676,7 +676,9 @@ def _layer_of(run):
 
 def test_a_dag_dependency_goes_live_without_an_image_and_runs_in_its_run_task(stack):
     """requirements.txt: layers built for the tasks' platform and this machine's, the asset live, its run task
-    imports them; the same requirements again build and upload nothing; rollback goes back to no dependency."""
+    imports them; rollback goes back to no dependency. (That the same requirements again build and upload
+    nothing, and a code-only change reuses the layers, is test_dags.py's test_a_dependency_is_built_once_and_reused,
+    through the same playbook: not repeated on this stack.)"""
     live = json.loads(request(f"{stack['url']}/health/details", stack["auth"])[1])["dags"]["version"]
     requirements = stack["dags"] / "requirements.txt"
     module = stack["dags"] / "pipelines" / "with_deps.py"
@@ -698,13 +700,6 @@ def test_a_dag_dependency_goes_live_without_an_image_and_runs_in_its_run_task(st
         assert _run_reaches(client, run_id, FINISHED, 240) == "SUCCESS", "\n".join(_run_messages(stack, run_id))[-3000:]
         assert _stopped_run_task(stack, run_id)["containers"][0]["exitCode"] == 0
 
-        again = deploy_dags(stack, **LOCAL_WHEELS)
-        assert again.returncode == 0 and again.recap["changed"] == 0, again.output[-3000:]
-        module.write_text(DEPENDENT_ASSET.replace("daily_revenue_report", "weekly_revenue_report"))
-        code_only = deploy_dags(stack, **LOCAL_WHEELS)
-        assert code_only.returncode == 0, code_only.output[-3000:]
-        assert [how for _p, how, uploaded in _layer_of(code_only) if not uploaded] == ["reused", "reused"]
-        assert ", 1 uploaded" in code_only.output  # the changed module only
     finally:
         requirements.unlink()
         module.unlink()
