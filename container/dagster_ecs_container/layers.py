@@ -391,6 +391,8 @@ def build(
                 f"the DAG dependencies cannot be installed for {target.name}",
             )
         shutil.rmtree(site / "bin", ignore_errors=True)  # console scripts of the build machine: not used
+        for bookkeeping in site.glob("*.dist-info/uv_cache.json"):
+            _drop_from_dist_info(bookkeeping)
         shadowed = sorted(top_level(site) & (image_modules if image_modules is not None else protected_modules()))
         if shadowed:
             raise LayerError(
@@ -399,6 +401,17 @@ def build(
             )
         data = pack(site)
     return Built(target, tuple(packages), data, time.monotonic() - started)
+
+
+def _drop_from_dist_info(path: Path) -> None:
+    """Remove ``path`` and its line in the distribution's RECORD. For uv_cache.json: uv's cache bookkeeping (a
+    local wheel's mtime), not content; kept, the same requirements would give a new layer on every machine."""
+    record = path.parent / "RECORD"
+    entry = f"{path.parent.name}/{path.name},"
+    if record.is_file():
+        lines = record.read_text().splitlines(keepends=True)
+        record.write_text("".join(line for line in lines if not line.startswith(entry)))
+    path.unlink()
 
 
 def top_level(site: Path) -> set[str]:

@@ -119,6 +119,25 @@ def test_pure_python_layer_is_deterministic():
         assert {m.mtime for m in tar.getmembers()} == {0}
 
 
+def test_a_layer_is_the_same_from_another_copy_of_the_wheels_and_another_cache(tmp_path):
+    """Two machines (or two clones) publishing the same requirements build the same layer: uv records a local
+    wheel's mtime in its uv_cache.json, which is not content and is left out (found by a fresh-clone CI run)."""
+    copy = tmp_path / "wheels"
+    copy.mkdir()
+    (copy / "inflection-0.5.1-py2.py3-none-any.whl").write_bytes(
+        (WHEELS / "inflection-0.5.1-py2.py3-none-any.whl").read_bytes()
+    )
+    here = layers.build(("inflection==0.5.1",), ARM, LOCAL, cache=tmp_path / "cache-a")
+    there = layers.build(
+        ("inflection==0.5.1",), ARM, layers.Index(find_links=(str(copy),), no_index=True), cache=tmp_path / "cache-b"
+    )
+    assert here.sha256 == there.sha256
+    with tarfile.open(fileobj=io.BytesIO(here.data)) as tar:
+        assert not [name for name in tar.getnames() if name.endswith("uv_cache.json")]
+        record = tar.extractfile("inflection-0.5.1.dist-info/RECORD").read().decode()
+    assert "uv_cache.json" not in record and "inflection/__init__.py," in record
+
+
 def test_compiled_package_gets_one_layer_per_platform():
     arm = layers.build(("ujson",), ARM, LOCAL)
     x86 = layers.build(("ujson",), X86, LOCAL)
