@@ -6,7 +6,6 @@ process that needs no Dagster import; test_codeservers.py releases with real ``d
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import time
@@ -18,6 +17,7 @@ from dagster_ecs_container.codeservers import CodeServerError, CodeServers, Serv
 from dagster_ecs_container.memory import Budget
 from dagster_ecs_container.release import Refused, Release
 from dagster_ecs_container.sync import REJECTED_RETRY_SECONDS, DagSync, use_builtin
+from support.fake_s3 import S3
 
 GOOD = "import dagster as dg\n\n@dg.asset\ndef {name}():\n    return 1\n\ndefs = dg.Definitions(assets=[{name}])\n"
 
@@ -276,27 +276,6 @@ def test_short_of_memory_a_refused_reload_brings_the_previous_one_back(short, tm
 
 
 # --- the sync: what is recorded, and when a refused version is tried again -------------------------------
-
-
-class S3:
-    """The bucket of one DAG prefix: conditional GETs answered as S3 does."""
-
-    def __init__(self):
-        self.objects: dict[str, bytes] = {}
-
-    def get_object(self, Bucket, Key, IfNoneMatch=None):  # noqa: N803 - boto3's names
-        if Key not in self.objects:
-            raise S3Error("NoSuchKey")
-        etag = f'"{mf.sha256_bytes(self.objects[Key])[:32]}"'
-        if IfNoneMatch == etag:
-            raise S3Error("304")
-        return {"Body": io.BytesIO(self.objects[Key]), "ETag": etag}
-
-
-class S3Error(Exception):
-    def __init__(self, code):
-        super().__init__(code)
-        self.response = {"Error": {"Code": code}}
 
 
 def publish(s3, directory) -> str:

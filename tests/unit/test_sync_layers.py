@@ -6,7 +6,6 @@ server's side is in test_codeservers.py (a real server importing a layer's modul
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from dagster_ecs_container import codeservers, entrypoint, inspect, layers, link
 from dagster_ecs_container import manifest as mf
 from dagster_ecs_container import sync as sync_module
 from dagster_ecs_container.sync import DagSync
+from support.fake_s3 import S3 as FakeS3
 
 PLATFORM = "cp311-linux-x86_64"
 OTHER = "cp311-linux-aarch64"
@@ -24,30 +24,11 @@ SOURCE = "ab" * 32
 PREFIX = "dags/"
 
 
-class S3:
+class S3(FakeS3):
     """One DAG prefix of a bucket; every GET is counted by key."""
-
-    def __init__(self):
-        self.objects: dict[str, bytes] = {}
-        self.gets: list[str] = []
-
-    def get_object(self, Bucket, Key, IfNoneMatch=None):  # noqa: N803 - boto3's names
-        self.gets.append(Key)
-        if Key not in self.objects:
-            raise S3Error("NoSuchKey")
-        etag = f'"{mf.sha256_bytes(self.objects[Key])[:32]}"'
-        if IfNoneMatch == etag:
-            raise S3Error("304")
-        return {"Body": io.BytesIO(self.objects[Key]), "ETag": etag}
 
     def count(self, sha256: str) -> int:
         return self.gets.count(mf.key(PREFIX, mf.OBJECTS + sha256))
-
-
-class S3Error(Exception):
-    def __init__(self, code):
-        super().__init__(code)
-        self.response = {"Error": {"Code": code}}
 
 
 def make_layer(tmp_path, name: str, module: str = "extra_mod") -> tuple[mf.Layer, bytes]:
