@@ -6,7 +6,8 @@ by the molecule scenarios' verify step (molecule/shared/verify.yml), one stage a
 
     python tests/support/stage_checks.py network --endpoint http://127.0.0.1:4566 --project dagster-ecs
 
-Exits 0 and prints ``ok: <stage>`` or exits 1 with the failed assertion.
+Exits 0 and prints ``ok: <stage>`` or exits 1 with the failed assertion. ``--mark FILE`` creates FILE once
+every check passed (molecule's verify marks the stage built that way, with no module run of its own).
 """
 
 from __future__ import annotations
@@ -422,6 +423,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, help="dagster_ecs_state_dir (outputs file, local runtime)")
     parser.add_argument("--environment", default="offline")
     parser.add_argument("--url", default="", help="the local runtime's URL (its nginx, the offline load balancer)")
+    parser.add_argument(
+        "--mark",
+        type=Path,
+        metavar="FILE",
+        help="once every check passed, create this empty file (molecule's verify: the stage is built in this run)",
+    )
     args = parser.parse_args(argv)
     stack = Stack(args.endpoint, args.project, args.region, args.state_dir, args.environment, args.url)
     for stage in args.stages:
@@ -431,6 +438,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"FAILED: {stage}: {error!r}", file=sys.stderr)
             raise
         print(f"ok: {stage}")
+    if args.mark:
+        args.mark.parent.mkdir(parents=True, exist_ok=True)
+        args.mark.touch()
     return 0
 
 
