@@ -23,10 +23,12 @@ from .ecs_tasks import TaskControl
 from .faults import FaultInjector
 from .rds_data import RdsDataPlane
 from .registry import Registry
+from .wsgi import json_response, request_json
 
 LOG = logging.getLogger("dagster_ecs_emulator")
 
 HEALTH_PATH = "/_dagster_ecs_emulator/health"
+SHIMS_PATH = "/_dagster_ecs_emulator/shims"
 
 
 class HealthEndpoint:
@@ -74,13 +76,62 @@ def build_app(disabled_shims: Iterable[str] = (), faults: Iterable[dict] = ()):
     return HealthEndpoint(CallRecorder(RdsDataPlane(app)), sorted(names))
 
 
+class ShimSwitch:
+    """The served application, rebuilt without other shims on request: the tests' way to prove a shim is
+    needed on one running emulator instead of starting one per shim (``serve --disable-shim`` stays the way
+    to start without one).
+
+    ``GET SHIMS_PATH`` answers ``{"active": [...], "disabled": [...]}``; ``PUT SHIMS_PATH`` with
+    ``{"disabled": [names]}`` builds the application again (``build_app``: moto's patches put back for
+    exactly the active shims) and serves it from the next request on. moto's state is kept (reset it with
+    ``POST /moto-api/reset``); the recorded calls and the fault rules start again from the ones given at
+    start. Switch only while no request is in flight: the patches of moto's model are process-wide.
+    An unknown shim name is refused (400) and changes nothing.
+    """
+
+    def __init__(self, disabled_shims: Iterable[str] = (), faults: Iterable[dict] = ()):
+        self.faults = list(faults)
+        self.lock = threading.Lock()
+        self.disabled: list[str] = []
+        self.app = None
+        self.switch(disabled_shims)
+
+    def switch(self, disabled_shims: Iterable[str]) -> None:
+        disabled = sorted(set(disabled_shims))
+        with self.lock:
+            self.app = build_app(disabled, self.faults)
+            self.disabled = disabled
+
+    def state(self) -> dict:
+        return {"active": sorted(s.name for s in active_shims(self.disabled)), "disabled": self.disabled}
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") != SHIMS_PATH:
+            return self.app(environ, start_response)
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method == "PUT":
+            try:
+                body = request_json(environ)
+                wanted = body.get("disabled") if isinstance(body, dict) else None
+                if not isinstance(wanted, list) or not all(isinstance(name, str) for name in wanted):
+                    raise ValueError('the body is {"disabled": [shim names]}')
+                active_shims(wanted)  # refuse an unknown name before anything is rebuilt
+            except ValueError as error:
+                return json_response(start_response, "400 Bad Request", {"error": str(error)})
+            self.switch(wanted)
+            LOG.info("shims disabled now: %s", ", ".join(self.disabled) or "none")
+        elif method != "GET":
+            return json_response(start_response, "405 Method Not Allowed", {"error": "GET or PUT"})
+        return json_response(start_response, "200 OK", self.state())
+
+
 def serve(host: str, port: int, disabled_shims: Iterable[str] = (), faults: Iterable[dict] = ()) -> None:
     """Serve until SIGTERM/SIGINT."""
     from moto.moto_server.werkzeug_app import MotoRequestHandler
 
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError(f"refusing to bind {host}: the emulator serves loopback only")
-    app = build_app(disabled_shims, faults)
+    app = ShimSwitch(disabled_shims, faults)
     server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
 
     def _stop(signum, _frame):

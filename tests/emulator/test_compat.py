@@ -2,17 +2,22 @@
 
 A scenario (``scenarios/<shim>.yml``) drives the stock module that trips over moto's
 divergence, the way the roles use it, and asserts the AWS behaviour. It runs twice: with every
-shim (must pass) and with this shim disabled (must fail). Each run starts from empty state: the
-runs with every shim share one emulator per test process, reset (moto's ``/moto-api/reset``)
-before each; a run without a shim gets a fresh emulator started without it.
+shim (must pass) and with this shim disabled (must fail). Each run starts from empty state on one
+emulator per test process: reset (moto's ``/moto-api/reset``) before each, and served without the
+shim for the second run through the emulator's shim switch (``PUT /_dagster_ecs_emulator/shims``,
+server.ShimSwitch: the application rebuilt without the shim, moto's patches put back), then with
+every shim again. One emulator instead of one started per shim: the switch is tested in
+test_shim_switch.py, with an emulator started ``--disable-shim`` too.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from dagster_ecs_emulator.compat import SHIMS
+from dagster_ecs_emulator.server import SHIMS_PATH
 from support.emulator import spawn_emulator
 from support.net import request
 from support.playbook import run_playbook
@@ -32,24 +37,36 @@ def test_every_shim_is_documented():
 
 
 @pytest.fixture(scope="module")
-def every_shim(tmp_path_factory):
-    """One emulator with every shim, for the runs that must pass; reset it before each."""
-    emulator = spawn_emulator(tmp_path_factory.mktemp("every-shim"))
+def emulator(tmp_path_factory):
+    """One emulator for every run of this process's scenarios; reset before each, its shims switched."""
+    emulator = spawn_emulator(tmp_path_factory.mktemp("emulator"))
     yield emulator
     emulator.stop()
 
 
+def serve_without(emulator, shims: list[str]) -> None:
+    """Empty state, served without ``shims`` (every shim when empty)."""
+    status, answer = request(f"{emulator.endpoint}/moto-api/reset", data=b"")
+    assert status == 200, answer  # moto forgets everything: the scenario starts from empty state
+    body = json.dumps({"disabled": shims}).encode()
+    status, answer = request(f"{emulator.endpoint}{SHIMS_PATH}", data=body, method="PUT")
+    assert status == 200 and json.loads(answer)["disabled"] == shims, answer
+
+
 @pytest.mark.integration  # two ansible-playbook runs per shim
 @pytest.mark.parametrize("shim", [shim.name for shim in SHIMS])
-def test_scenario_passes_with_the_shim_and_fails_without(shim, every_shim, start_emulator):
+def test_scenario_passes_with_the_shim_and_fails_without(shim, emulator):
     scenario = SCENARIOS / f"{shim}.yml"
-    status, answer = request(f"{every_shim.endpoint}/moto-api/reset", data=b"")
-    assert status == 200, answer  # moto forgets everything: the scenario starts from empty state
+    serve_without(emulator, [])
     with_shim = run_playbook(
-        scenario, "-c", "local", inventory="localhost,", extra_vars={"endpoint": every_shim.endpoint}
+        scenario, "-c", "local", inventory="localhost,", extra_vars={"endpoint": emulator.endpoint}
     )
     assert with_shim.returncode == 0, with_shim.output[-4000:]
-    without = run_playbook(
-        scenario, "-c", "local", inventory="localhost,", extra_vars={"endpoint": start_emulator([shim]).endpoint}
-    )
+    serve_without(emulator, [shim])
+    try:
+        without = run_playbook(
+            scenario, "-c", "local", inventory="localhost,", extra_vars={"endpoint": emulator.endpoint}
+        )
+    finally:
+        serve_without(emulator, [])
     assert without.returncode != 0, f"{shim} is not needed any more: its scenario passes without it"

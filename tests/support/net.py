@@ -16,14 +16,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def request(url, auth=None, data=None, timeout=10, headers=None) -> tuple[int | None, bytes]:
-    """GET (POST with ``data``, as JSON unless ``headers`` say otherwise) with optional basic auth:
-    ``(status, body)``, ``(None, error)`` if nothing answers. The one HTTP helper of the tests."""
+def request(url, auth=None, data=None, timeout=10, headers=None, method=None) -> tuple[int | None, bytes]:
+    """GET (POST with ``data``, as JSON unless ``headers`` say otherwise; or ``method``) with optional basic
+    auth: ``(status, body)``, ``(None, error)`` if nothing answers. The one HTTP helper of the tests."""
     headers = {**({"Content-Type": "application/json"} if data is not None else {}), **(headers or {})}
     if auth:
         headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, data=data, headers=headers), timeout=timeout) as answer:
+        prepared = urllib.request.Request(url, data=data, headers=headers, method=method)
+        with urllib.request.urlopen(prepared, timeout=timeout) as answer:
             return answer.status, answer.read()
     except urllib.error.HTTPError as err:
         return err.code, err.read()
