@@ -17,11 +17,12 @@ from support.playbook import run_playbook
 
 @pytest.fixture
 def start_emulator(tmp_path):
-    """Factory: start a fresh emulator (optionally without some shims); all are stopped at the end."""
+    """Factory: start a fresh emulator with every shim (a shim is switched off on a running one:
+    test_compat.py); all are stopped at the end."""
     started: list[Emulator] = []
 
-    def _start(disabled_shims=()) -> Emulator:
-        emulator = spawn_emulator(tmp_path, disabled_shims)
+    def _start() -> Emulator:
+        emulator = spawn_emulator(tmp_path)
         started.append(emulator)
         return emulator
 
