@@ -3,7 +3,8 @@
 
 `molecule test --all` works too, but runs the scenarios alphabetically, so the first one
 (autoscaling) has its prepare build a dozen stages the later scenarios then converge again. In
-site.yml's order each scenario finds what it needs already built by the ones before it.
+site.yml's order each scenario finds what it needs already built by the ones before it, so the role
+scenarios run without prepare here (.config/molecule/ordered.yml).
 
 Ports default to free ones (set DAGSTER_ECS_MOLECULE_PORT, _PORT2, _PROXY_PORT to choose);
 arguments after the script's name go to `molecule test` (e.g. --destroy never).
@@ -25,6 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # an emulator of its own and can go anywhere) and preview (no AWS call), then the stages in the stage
 # map's order, each finding what it needs already built; teardown deletes the stack, last.
 STAGE_MAP = ROOT / "playbooks" / "vars" / "stages.yml"
+# The shared settings, then this run's: in this order every scenario's needs are built by the ones before
+# it, so ordered.yml leaves prepare out of the role scenarios' sequence (it would build nothing).
+BASE_CONFIGS = [ROOT / ".config" / "molecule" / "config.yml", ROOT / ".config" / "molecule" / "ordered.yml"]
 
 
 def order() -> list[str]:
@@ -51,7 +55,10 @@ def command(extra: list[str]) -> tuple[list[str], dict[str, str]]:
         env.setdefault(name, str(free_port()))
     # Named scenarios (-s) run in the order they are named, each found as molecule/<name>/molecule.yml.
     env.pop("MOLECULE_GLOB", None)
-    argv = [str(Path(sys.executable).parent / "molecule"), "test"]
+    argv = [str(Path(sys.executable).parent / "molecule")]
+    for base in BASE_CONFIGS:
+        argv += ["--base-config", str(base)]
+    argv.append("test")
     for name in scenarios:
         argv += ["-s", name]
     return argv + extra, env

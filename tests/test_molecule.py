@@ -1,11 +1,12 @@
 """Every role's molecule scenario (molecule/<role>/) on one fresh emulator: molecule/run.py (`make molecule`).
 
 The default scenario starts the emulator (create) and stops it with the local tasks (destroy); each
-role scenario runs prepare -> converge -> idempotence -> verify on it (.config/molecule/config.yml),
-in site.yml's order. Ports are chosen free and the shared ephemeral directory is this test's own,
-so the run meets neither a rehearsal on 4566 nor another molecule run. That directory is deep (pytest's
-tmp_path): the local_runtime scenario also proves the local tasks start from a long path, where
-supervisord's socket would not fit in sun_path's 108 bytes without settings.supervisor_socket's fallback.
+role scenario runs converge -> idempotence -> verify on it (.config/molecule/config.yml), in site.yml's
+order, which builds every scenario's needs before it (so no prepare: .config/molecule/ordered.yml). Ports
+are chosen free and the shared ephemeral directory is this test's own, so the run meets neither a rehearsal
+on 4566 nor another molecule run. That directory is deep (pytest's tmp_path): the local_runtime scenario
+also proves the local tasks start from a long path, where supervisord's socket would not fit in sun_path's
+108 bytes without settings.supervisor_socket's fallback.
 """
 
 from __future__ import annotations

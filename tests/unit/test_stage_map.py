@@ -132,12 +132,18 @@ def test_the_preflight_validates_every_role_that_has_a_validate_file():
     assert with_file == {stage["role"] for stage in STAGES if stage.get("validate")}
 
 
-def test_molecule_has_a_scenario_per_stage_named_like_it_that_converges_its_playbook():
+def molecule_run():
+    """molecule/run.py, imported (it is a script, not a package)."""
     sys.path.insert(0, str(ROOT / "molecule"))
     try:
         import run
     finally:
         sys.path.pop(0)
+    return run
+
+
+def test_molecule_has_a_scenario_per_stage_named_like_it_that_converges_its_playbook():
+    run = molecule_run()
     scenarios = {path.parent.name for path in (ROOT / "molecule").glob("*/molecule.yml")}
     assert set(run.order()) == scenarios
     for name in NAMES:
@@ -147,6 +153,23 @@ def test_molecule_has_a_scenario_per_stage_named_like_it_that_converges_its_play
         assert "MOLECULE_STAGE_NEEDS" not in provisioner["env"], f"{name}: its needs come from the stage map"
         if name != "preflight":
             assert provisioner["playbooks"]["converge"] == f"../../playbooks/{name}.yml"
+
+
+def test_the_ordered_molecule_run_leaves_prepare_out_only_because_its_order_builds_every_need_first():
+    run = molecule_run()
+    order = run.order()
+    teardown = yaml.safe_load((ROOT / "molecule/teardown/molecule.yml").read_text())["provisioner"]["env"]
+    needs = {name: need_names(BY_NAME[name]) + BY_NAME[name].get("after", []) for name in NAMES}
+    needs["teardown"] = teardown["MOLECULE_STAGE_NEEDS"].split(",")
+    for scenario, names in needs.items():
+        for need in names:
+            assert order.index(need) < order.index(scenario), f"molecule/run.py runs {scenario} before {need}"
+    argv, _ = run.command([])
+    config, ordered = ROOT / ".config/molecule/config.yml", ROOT / ".config/molecule/ordered.yml"
+    assert argv[1 : argv.index("test")] == ["--base-config", str(config), "--base-config", str(ordered)]
+    shared = yaml.safe_load(config.read_text())["scenario"]["test_sequence"]
+    assert "prepare" in shared  # a scenario run alone prepares
+    assert yaml.safe_load(ordered.read_text())["scenario"]["test_sequence"] == [a for a in shared if a != "prepare"]
 
 
 def test_the_readme_stage_table_follows_the_map():
