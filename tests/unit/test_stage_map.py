@@ -87,7 +87,7 @@ def test_site_yml_imports_the_stages_in_the_maps_order():
 @pytest.mark.parametrize("name", [name for name in NAMES if name != "preflight"])
 def test_each_stage_playbook_is_gated_by_its_name_runs_its_role_and_looks_up_from_the_map(name):
     (play,) = yaml.safe_load((ROOT / "playbooks" / f"{name}.yml").read_text())
-    assert play["vars_files"] == ["vars/stages.yml"]
+    assert "vars_files" not in play  # the map comes in through lookup_needs.yml's tasks/stage_map.yml
     assert play["vars"]["dagster_ecs_stage"] == name
     gate, lookups = play["pre_tasks"]
     assert gate == {
@@ -98,6 +98,23 @@ def test_each_stage_playbook_is_gated_by_its_name_runs_its_role_and_looks_up_fro
     assert [role["role"] for role in play["roles"]] == [BY_NAME[name]["role"]]
     # no lookup written by hand beside the map's
     assert "include_role" not in (ROOT / "playbooks" / f"{name}.yml").read_text()
+
+
+def test_the_playbooks_read_the_map_once_per_run_through_one_task_file():
+    """No play reads the map as vars_files (Ansible would read the file again on every variable lookup, several
+    times a task); tasks/stage_map.yml includes it once per run, before anything reads it: first thing in the
+    preflight's plays and in lookup_needs.yml, which every stage play imports right after its gate."""
+    (include,) = yaml.safe_load((ROOT / "playbooks/tasks/stage_map.yml").read_text())
+    assert include["ansible.builtin.include_vars"] == {"file": "vars/stages.yml"}
+    assert include["when"] == "dagster_ecs_stages is not defined" and include["tags"] == ["always"]
+    for path in sorted((ROOT / "playbooks").glob("*.yml")):
+        for play in yaml.safe_load(path.read_text()):
+            assert "vars/stages.yml" not in str(play.get("vars_files", [])), path.name
+    first = yaml.safe_load((ROOT / "playbooks/tasks/lookup_needs.yml").read_text())[0]
+    assert first["ansible.builtin.import_tasks"] == "stage_map.yml"
+    validate, endpoint, _identity = yaml.safe_load((ROOT / "playbooks/preflight.yml").read_text())
+    assert validate["tasks"][0]["ansible.builtin.import_tasks"] == "tasks/stage_map.yml"
+    assert endpoint["pre_tasks"][0]["ansible.builtin.import_tasks"] == "tasks/stage_map.yml"
 
 
 @pytest.mark.parametrize("stage", [s for s in STAGES if s.get("exports")], ids=lambda s: s["name"])
@@ -248,7 +265,7 @@ def test_the_readers_of_needs_take_them_normalised():
 def test_lookup_needs_looks_up_what_the_map_says(stage, offline, looked_up):
     import jinja2
 
-    (_, include) = yaml.safe_load((ROOT / "playbooks/tasks/lookup_needs.yml").read_text())
+    (_, _, include) = yaml.safe_load((ROOT / "playbooks/tasks/lookup_needs.yml").read_text())
     environment = jinja2.Environment()  # noqa: S701 - renders data for YAML, not HTML
     environment.filters["bool"] = bool  # Ansible's, for the booleans given here
     rendered = environment.from_string(include["vars"]["lookup_needs"]).render(
