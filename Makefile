@@ -67,11 +67,12 @@ sanity: venv ## ansible-test sanity on the collection, offline (tests/support/an
 lint: venv ## ansible-lint (production profile), yamllint, ruff, hadolint: the commands tests/test_lint.py holds
 	$(BIN)/pytest -p no:cacheprovider tests/test_lint.py $(PYTEST_ARGS)
 
-bench: venv ## Benchmarks: DAG publish/sync with 1,000 files vs aws s3 sync; deploy latency, DAG dependencies vs the image path (needs PyPI), RSS per task, run launch ECS vs default launcher (after make rehearsal)
+bench: venv ## Benchmarks: DAG publish/sync with 1,000 files vs aws s3 sync; deploy latency, DAG dependencies vs the image path (needs PyPI), RSS per task, run launch ECS vs default launcher (after make rehearsal), controller CPU vs Ansible's default poll interval
 	$(BIN)/python tests/bench/dags.py
 	$(BIN)/python tests/bench/deps.py
 	$(BIN)/python tests/bench/rss.py
 	$(BIN)/python tests/bench/runs.py
+	$(BIN)/python tests/bench/controller.py
 
 constraints: venv ## Re-pin requirements/constraints.txt from the current venv, and the image's pins (DAG layers resolve against them)
 	{ echo "# Full resolved dependency set of .[dev], ./container and ./localstack on Python 3.11 (pip freeze)."; \
