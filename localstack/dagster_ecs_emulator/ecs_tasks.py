@@ -20,7 +20,8 @@ tasks carry what the runtime reports:
 
     POST /_dagster_ecs_emulator/ecs/task
       {"cluster": ..., "task": <arn>, "claim": true,
-       "lastStatus": "RUNNING" | "STOPPED", "exitCode": 3, "stoppedReason": "..."}
+       "lastStatus": "RUNNING" | "STOPPED", "exitCode": 3, "stoppedReason": "...",
+       "healthStatus": "UNKNOWN" | "HEALTHY" | "UNHEALTHY"}
 
   and, for the services' tasks the runtime starts itself (so ``DescribeTasks`` and ``ListTasks``
   know them, as on AWS)::
@@ -37,6 +38,9 @@ tasks carry what the runtime reports:
 * ``UpdateService`` with another task definition starts a new PRIMARY deployment (a new id and
   ``createdAt``, IN_PROGRESS) as ECS does; moto keeps the first deployment for the service's life
   and renews it only with ``forceNewDeployment``;
+* a task's ``healthStatus`` (the task's and its container's) is what the runtime reports of the
+  container's health check (``healthchecks.py``): ``UNKNOWN`` until a check counts, as ECS reports it;
+  moto answers ``HEALTHY`` for every container, checked or not;
 * ``DeleteCluster`` of a cluster with a task that is not STOPPED fails with
   ``ClusterContainsTasksException``, as ECS does (moto deletes it);
 * ``ListTasks(serviceName=...)`` lists that service's tasks (moto ignores the filter: "We can't
@@ -80,10 +84,20 @@ def _find_service(backend, cluster: str, service: str):
     return backend.services.get(f"{cluster.rsplit('/', 1)[-1]}:{service.rsplit('/', 1)[-1]}")
 
 
-def set_state(task, last_status: str | None = None, exit_code: int | None = None, reason: str | None = None) -> None:
+def set_state(
+    task,
+    last_status: str | None = None,
+    exit_code: int | None = None,
+    reason: str | None = None,
+    health: str | None = None,
+) -> None:
     """Record what the runtime reports on moto's task and its (one) container."""
     task.dagster_ecs_claimed = True
     container = task.containers[0] if task.containers else None
+    if health:  # the container's health check's status, and so the task's (its one container is essential)
+        task.health_status = health
+        if container is not None:
+            container.health_status = health
     if last_status:
         task.last_status = last_status
         if container is not None:
@@ -340,7 +354,13 @@ class TaskControl:
                 set_state(task)
             else:
                 task = _find(backend, request["cluster"], request["task"])
-                set_state(task, request.get("lastStatus"), request.get("exitCode"), request.get("stoppedReason"))
+                set_state(
+                    task,
+                    request.get("lastStatus"),
+                    request.get("exitCode"),
+                    request.get("stoppedReason"),
+                    request.get("healthStatus"),
+                )
             return {
                 "taskArn": task.task_arn,
                 "lastStatus": task.last_status,

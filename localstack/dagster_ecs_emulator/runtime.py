@@ -14,6 +14,9 @@ on this machine, from what is in the emulator:
   process runs, STOPPED with its exit code when it exited; ``StopTask`` stops it (and the service
   gets a new one); its output goes to its ``awslogs`` stream (``tasklogs.py``) and it finds its
   task metadata endpoint v4 in ``ECS_CONTAINER_METADATA_URI_V4`` (``metadata.py``);
+* a container's ``healthCheck`` runs as the ECS agent runs it (``healthchecks.py``): its status is the
+  task's ``healthStatus``, and a task whose check failed ``retries`` times in a row is stopped ("Task
+  failed container health checks") and replaced, as the ECS service scheduler does;
 * each task acts as its task role and holds no access key: its credentials endpoint
   (``AWS_CONTAINER_CREDENTIALS_FULL_URI``) answers the role's credentials from the emulator's STS;
   the runtime reads the task's secrets and writes its logs as the task's execution role, as the ECS
@@ -45,6 +48,7 @@ from pathlib import Path
 from . import ecs_tasks
 from .credentials import ENV as CREDENTIALS_ENV
 from .credentials import CredentialsRoutes, RoleSessions
+from .healthchecks import UNHEALTHY, ContainerHealth
 from .localdb import LocalDatabase, free_port
 from .metadata import ENV as METADATA_ENV
 from .metadata import MetadataEndpoint
@@ -175,6 +179,7 @@ class Task:
     arn: str = ""  # its task in the emulated ECS
     shipper: LogShipper | None = None
     started_at: float = field(default_factory=time.time)
+    health: ContainerHealth | None = None  # its container's healthCheck, when the definition has one
 
 
 class Runtime:
@@ -306,11 +311,54 @@ class Runtime:
         shipper = LogShipper(process.stdout, log, logs, stream_name(container, arn))
         shipper.start()
         self.tasks[service] = Task(
-            service, definition["taskDefinitionArn"], process, log, env.get("DAGSTER_RUNTIME_DIR", ""), arn, shipper
+            service,
+            definition["taskDefinitionArn"],
+            process,
+            log,
+            env.get("DAGSTER_RUNTIME_DIR", ""),
+            arn,
+            shipper,
+            health=self.health_check(service, container, env, task_dir),
         )
-        ecs_tasks.report(self.config, task=arn, lastStatus="RUNNING")
+        ecs_tasks.report(self.config, task=arn, lastStatus="RUNNING", healthStatus="UNKNOWN")
         self.metadata.status(arn, "RUNNING")
         LOG.info("%s: started %s (pid %d)", service, definition["taskDefinitionArn"].rsplit("/", 1)[-1], process.pid)
+
+    def health_check(self, service: str, container: dict, env: dict, task_dir: Path) -> ContainerHealth | None:
+        """The container's ``healthCheck`` as the ECS agent runs it (healthchecks.py), in the container's environment.
+
+        Its ``CMD`` executable is looked up in the image's bin directory first: offline, the directory of the
+        image's entrypoint (the project's venv), as the image's venv comes first on its ``PATH``.
+        """
+        if not container.get("healthCheck"):
+            return None
+        image_bin = str(Path(self.config["command"][0]).parent) if self.config.get("command") else ""
+        try:
+            return ContainerHealth(container["healthCheck"], env, task_dir, image_bin)
+        except (KeyError, TypeError, ValueError) as exc:
+            LOG.error("%s: the container's healthCheck cannot run (%s); the task runs unchecked", service, exc)
+            return None
+
+    def follow_health(self, service: str, task: Task) -> bool:
+        """Run the task's health check when due; False when it turned UNHEALTHY and the task was stopped.
+
+        As ECS does for a service's task whose essential container is unhealthy: the task stops (the
+        service starts another one, with the back-off a crashing task gets).
+        """
+        if task.health is None or not task.health.poll():
+            return True
+        status = task.health.status
+        LOG.info("%s: container health %s (%s)", service, status, task.health.last_output or "no output")
+        try:
+            ecs_tasks.report(self.config, task=task.arn, healthStatus=status)
+        except OSError as exc:  # the emulator may be restarting: reported at the next change
+            LOG.warning("%s: cannot report the container's health (%s)", service, exc)
+        if status != UNHEALTHY:
+            return True
+        self.stop_task(service, "Task failed container health checks")
+        failed = f"container health check failed {task.health.failures} times in a row: {task.health.last_output}"
+        self.replace_later(service, task, error=failed.strip().rstrip(":"))
+        return False
 
     def report_stopped(self, task: Task, reason: str) -> None:
         """Its ECS task is STOPPED with its container's exit code; its logs shipped; its endpoint gone."""
@@ -329,6 +377,8 @@ class Runtime:
         if task is None:
             return
         LOG.info("%s: stopping task %d (%s)", service, task.process.pid, reason)
+        if task.health:
+            task.health.stop()
         stop_session(task.process.pid, timeout=30)
         try:
             task.process.wait(5)
@@ -381,17 +431,17 @@ class Runtime:
                 self.stop_task(service, f"new task definition {revision.rsplit('/', 1)[-1]}")
                 self.forget_failures(service)
                 task = None
+            if task and task.process.poll() is None and not self.follow_health(service, task):
+                task = None
             if task and task.process.poll() is not None:
-                self.restarts[service] = self.restarts.get(service, 0) + 1
-                ran = time.time() - task.started_at
-                self.failures[service] = 1 if ran > BACKOFF_RESET_SECONDS else self.failures.get(service, 0) + 1
-                delay = min(30, 2 ** min(self.failures[service], 5))
+                if task.health:
+                    task.health.stop()
                 # Its essential process is gone, so the task is: stop what is left of it (as ECS does),
                 # then read what it wrote (the log shipper has it all once every process is gone).
                 stop_session(task.process.pid, timeout=10)
                 if task.shipper:
                     task.shipper.join(10)
-                self.record_exit(service, task)
+                delay = self.replace_later(service, task)
                 LOG.warning(
                     "%s: task exited with %s (%s); replacing it in %ds",
                     service,
@@ -402,7 +452,6 @@ class Runtime:
                 remove_short_socket_dir(task)
                 self.report_stopped(task, "Essential container in task exited")
                 self.tasks.pop(service)
-                self.next_start[service] = time.monotonic() + delay
                 task = None
             if task is None and time.monotonic() >= self.next_start.get(service, 0):
                 try:
@@ -438,10 +487,21 @@ class Runtime:
         for kept in (self.last_exit, self.failures, self.next_start):
             kept.pop(service, None)
 
-    def record_exit(self, service: str, task: Task) -> None:
+    def replace_later(self, service: str, task: Task, error: str | None = None) -> int:
+        """A service's task stopped by itself (``error``: why, if not its log's): record it and when its
+        replacement starts, with the back-off ECS applies to tasks that keep failing. Returns the delay."""
+        self.restarts[service] = self.restarts.get(service, 0) + 1
+        ran = time.time() - task.started_at
+        self.failures[service] = 1 if ran > BACKOFF_RESET_SECONDS else self.failures.get(service, 0) + 1
+        delay = min(30, 2 ** min(self.failures[service], 5))
+        self.record_exit(service, task, error)
+        self.next_start[service] = time.monotonic() + delay
+        return delay
+
+    def record_exit(self, service: str, task: Task, error: str | None = None) -> None:
         """What ECS reports of a stopped task: its exit code, and (its log stream) the last lines it wrote."""
         tail = task_log_tail(task.log)
-        error = error_line(tail) or f"exit code {task.process.returncode}"
+        error = error or error_line(tail) or f"exit code {task.process.returncode}"
         previous = self.last_exit.get(service) or {}
         self.last_exit[service] = {
             "task_definition": task.task_definition,
@@ -465,6 +525,7 @@ class Runtime:
                 "started_at": task.started_at if task else None,
                 "task_arn": task.arn if task else None,
                 "restarts": self.restarts.get(service, 0),
+                "health": task.health.status if task and task.health else None,
                 "log": str(task.log if task else self.state_dir / f"{service}.log"),
                 "last_exit": self.last_exit.get(service),
             }

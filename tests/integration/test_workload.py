@@ -121,6 +121,26 @@ def test_check_mode_on_the_converged_stack_changes_nothing(stack):
     assert f"Dagster is healthy at {stack['url']}" in check.output
 
 
+def test_the_task_definitions_health_checks_pass_in_the_running_tasks(stack):
+    """Each container's healthCheck (the image's ``dagster-ecs-entrypoint healthcheck webserver|daemon``),
+    run by the local runtime as the ECS agent runs it, in the task's environment: both tasks turn HEALTHY.
+    A check that failed there would get the tasks replaced on Fargate every few minutes."""
+    ecs = clients(stack["endpoint"])("ecs")
+
+    def health():
+        arns = ecs.list_tasks(cluster=PROJECT, desiredStatus="RUNNING")["taskArns"]
+        tasks = ecs.describe_tasks(cluster=PROJECT, tasks=arns)["tasks"] if arns else []
+        return {task["group"]: task["healthStatus"] for task in tasks if task["group"].startswith("service:")}
+
+    # the first check runs 30 s (the interval) after a task started; the daemon's counts after 120 s at the latest
+    found = wait_for(
+        health, 180, 2, "both tasks to pass their health checks", until=lambda now: set(now.values()) == {"HEALTHY"}
+    )
+    assert set(found) == {f"service:{PROJECT}-webserver", f"service:{PROJECT}-daemon"}
+    status = json.loads((stack["runtime"] / "status.json").read_text())["services"]
+    assert {name: task["health"] for name, task in status.items()} == {"webserver": "HEALTHY", "daemon": "HEALTHY"}
+
+
 def test_health_is_public_and_reveals_nothing(stack):
     status, body = request(f"{stack['url']}/health")
     assert (status, body) == (200, b"ok\n")

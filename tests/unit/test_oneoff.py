@@ -291,6 +291,22 @@ def completed(service: dict, definition: str) -> bool:
     )
 
 
+def deploy_service(ecs, network, definition: str) -> None:
+    """The service runs one task of ``definition`` (created, or updated when an earlier test made it)."""
+    if ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"]:
+        ecs.update_service(cluster=CLUSTER, service=SERVICE, taskDefinition=definition, desiredCount=1)
+    else:
+        ecs.create_service(
+            cluster=CLUSTER,
+            serviceName=SERVICE,
+            taskDefinition=definition,
+            desiredCount=1,
+            launchType="FARGATE",
+            networkConfiguration=network,
+        )
+    wait_service(ecs, lambda service: completed(service, definition))
+
+
 def read_metadata(state: Path, timeout: float = 60, unless=()) -> dict:
     """What the service's task read from its metadata endpoint (a task whose ARN is not in ``unless``)."""
     found = state / "tasks" / "web" / "metadata.json"
@@ -318,15 +334,7 @@ def test_a_service_task_is_an_ecs_task_with_its_metadata_endpoint(stack):
     (clients, network, state) = stack
     ecs = clients["ecs"]
     definition = register(ecs, "oneoff-web", [sys.executable, "-c", READ_METADATA])
-    ecs.create_service(
-        cluster=CLUSTER,
-        serviceName=SERVICE,
-        taskDefinition=definition,
-        desiredCount=1,
-        launchType="FARGATE",
-        networkConfiguration=network,
-    )
-    wait_service(ecs, lambda service: completed(service, definition))
+    deploy_service(ecs, network, definition)
     (task,) = service_tasks(ecs)
     assert task["group"] == f"service:{SERVICE}"
     assert task["lastStatus"] == "RUNNING"
@@ -375,3 +383,53 @@ def test_a_new_revision_replaces_the_service_task_and_stop_task_is_honoured(stac
     assert {old["taskArn"], new["taskArn"]} <= listed
     ecs.update_service(cluster=CLUSTER, service=SERVICE, desiredCount=0)
     wait_service(ecs, lambda service: service["runningCount"] == 0)
+
+
+HEALTHY_WHILE_MARKED = {
+    "command": ["CMD-SHELL", 'test -f "$TASK_DIR/ready"'],
+    "interval": 5,  # ECS's minimum
+    "timeout": 2,
+    "retries": 2,
+    "startPeriod": 0,
+}
+
+
+def test_a_service_task_that_fails_its_health_check_is_replaced(stack):
+    """The container's healthCheck runs as the ECS agent runs it: in the container's environment, every
+    ``interval``; DescribeTasks reports its status (UNKNOWN, then HEALTHY); ``retries`` failures in a row stop
+    the task ("Task failed container health checks") and the service starts another one, checked again."""
+    (clients, network, state) = stack
+    ecs = clients["ecs"]
+    ready = state / "tasks" / "web" / "ready"
+    ready.unlink(missing_ok=True)
+    command = ["sh", "-c", 'touch "$TASK_DIR/ready"; trap "exit 0" TERM; while :; do sleep 1; done']
+    definition = register(ecs, "oneoff-health", command, healthCheck=HEALTHY_WHILE_MARKED)
+    deploy_service(ecs, network, definition)
+    (task,) = service_tasks(ecs)
+    assert task["healthStatus"] == task["containers"][0]["healthStatus"] == "UNKNOWN"  # no check has run yet
+    healthy = wait_health(ecs, task["taskArn"], "HEALTHY")
+    assert healthy["containers"][0]["healthStatus"] == "HEALTHY"
+
+    ready.unlink()  # from now on the check fails: after 2 checks in a row, the task stops
+    stopped = wait_status(ecs, task["taskArn"], "STOPPED", timeout=40)
+    assert stopped["stoppedReason"] == "Task failed container health checks"
+    assert stopped["healthStatus"] == "UNHEALTHY"
+    status = json.loads((state / "status.json").read_text())["services"]["web"]
+    assert "container health check failed 2 times in a row" in status["last_exit"]["error"]
+
+    wait_service(ecs, lambda service: completed(service, definition), timeout=60)  # its replacement
+    (replacement,) = service_tasks(ecs)
+    assert replacement["taskArn"] != task["taskArn"]
+    wait_health(ecs, replacement["taskArn"], "HEALTHY")
+    ecs.update_service(cluster=CLUSTER, service=SERVICE, desiredCount=0)
+    wait_service(ecs, lambda service: service["runningCount"] == 0)
+
+
+def wait_health(ecs, arn: str, wanted: str, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        task = ecs.describe_tasks(cluster=CLUSTER, tasks=[arn])["tasks"][0]
+        if task.get("healthStatus") == wanted:
+            return task
+        assert time.monotonic() < deadline, f"task {arn} not {wanted} within {timeout}s: {task.get('healthStatus')}"
+        time.sleep(0.3)

@@ -188,10 +188,12 @@ class EcsTaskLifecycle(Shim):
     moto 5.2.5: starts a ``RunTask`` task RUNNING and moves it one step towards STOPPED on every
     ``DescribeTasks`` (exit code 0, no reason); ``StopTask`` stops it at once; a service reports
     its desired count as running and one deployment for life; ``ListTasks(serviceName=)`` is
-    not filtered; ``DeleteCluster`` deletes a cluster whatever runs in it.
+    not filtered; ``DeleteCluster`` deletes a cluster whatever runs in it; every container is
+    ``healthStatus: HEALTHY``, checked or not.
     AWS: a task starts PROVISIONING, is RUNNING while its container runs and STOPPED with the
     container's exit code and ``stoppedReason``; StopTask sets the desired status and the task
-    stops when its container did; a service counts its tasks and starts a deployment per revision.
+    stops when its container did; a service counts its tasks and starts a deployment per revision;
+    a task's and its container's ``healthStatus`` are UNKNOWN until its health check counts.
     Trips: the run launcher and run monitoring (a run would stop after four looks), the verify
     stage's ECS checks (``stack_health``), dagster-aws's ``get_task_kwargs_from_current_task``,
     the local runtime (``runtime.py``, ``oneoff.py``).
