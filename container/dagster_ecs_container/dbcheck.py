@@ -23,6 +23,21 @@ def _error_line(exc: Exception) -> str:
     return (fatal or lines or [type(exc).__name__])[-1]
 
 
+def connect(env, application_name: str = "dagster-ecs-entrypoint"):
+    """A connection to Dagster's storage with the task's ``DAGSTER_POSTGRES_*`` settings (dagster.yaml's too)."""
+    import psycopg2
+
+    return psycopg2.connect(
+        host=env["DAGSTER_POSTGRES_HOST"],
+        port=int(env.get("DAGSTER_POSTGRES_PORT") or 5432),
+        dbname=env.get("DAGSTER_POSTGRES_DB", "postgres"),
+        user=env.get("DAGSTER_POSTGRES_USER", ""),
+        password=env.get("DAGSTER_POSTGRES_PASSWORD", ""),
+        connect_timeout=5,
+        application_name=application_name,
+    )
+
+
 def check_database(env=None, sleep=time.sleep, clock=time.monotonic) -> str:
     """Connect once with the task's ``DAGSTER_POSTGRES_*`` settings; raise with the server's error."""
     env = os.environ if env is None else env
@@ -37,10 +52,7 @@ def check_database(env=None, sleep=time.sleep, clock=time.monotonic) -> str:
     refused = 0
     while True:
         try:
-            psycopg2.connect(
-                host=host, port=port, dbname=name, user=user, password=env.get("DAGSTER_POSTGRES_PASSWORD", ""),
-                connect_timeout=5, application_name="dagster-ecs-entrypoint",
-            ).close()  # fmt: skip
+            connect(env).close()
             return f"{user}@{host}:{port}/{name} accepts the task's credentials"
         except psycopg2.OperationalError as exc:
             line = _error_line(exc)

@@ -15,6 +15,8 @@ import os
 import re
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -33,6 +35,7 @@ pytestmark = pytest.mark.integration
 PROJECT = "dagster-ecs"
 NEXT_DAGSTER = "1.13.99"  # the Dagster version new_revision's image says it carries (a migration)
 ASSETS = {"raw_orders", "cleaned_orders", "daily_revenue"}
+QUIET = {"capture_output": True, "text": True, "timeout": 120, "check": False}
 
 
 SLOW_JOB = '''"""A test job (no asset): it waits, so that a test can act on a run while it runs."""
@@ -139,6 +142,16 @@ def test_the_task_definitions_health_checks_pass_in_the_running_tasks(stack):
     assert set(found) == {f"service:{PROJECT}-webserver", f"service:{PROJECT}-daemon"}
     status = json.loads((stack["runtime"] / "status.json").read_text())["services"]
     assert {name: task["health"] for name, task in status.items()} == {"webserver": "HEALTHY", "daemon": "HEALTHY"}
+
+    # The daemon's check (liveness.py: Dagster asked once which daemons are required, then one SELECT) says what
+    # Dagster's own `dagster-daemon liveness-check` says, in the daemon task's environment, on its storage.
+    env = dict(line.decode().split("=", 1) for line in _environ(status["daemon"]["pid"]) if b"=" in line)
+    bin_dir = Path(sys.executable).parent
+    for tolerance, expected in ((None, 0), ("-100", 1)):  # -100: every heartbeat is too old
+        checked = {**env, **({"DAGSTER_DAEMON_HEARTBEAT_TOLERANCE": tolerance} if tolerance else {})}
+        ours = subprocess.run([bin_dir / "dagster-ecs-entrypoint", "healthcheck", "daemon"], env=checked, **QUIET)
+        dagsters = subprocess.run([bin_dir / "dagster-daemon", "liveness-check"], env=checked, **QUIET)
+        assert (ours.returncode, dagsters.returncode) == (expected, expected), (ours.stdout, dagsters.stdout)
 
 
 def test_health_is_public_and_reveals_nothing(stack):
