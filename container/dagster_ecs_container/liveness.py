@@ -14,6 +14,7 @@ with one ``SELECT`` on the storage's ``daemon_heartbeats`` table (Dagster's own 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -42,24 +43,29 @@ def requirements(settings: Settings) -> dict:
             return known
     except (OSError, ValueError):
         pass
-    from dagster import DagsterInstance
-    from dagster._daemon.controller import (
-        DEFAULT_DAEMON_HEARTBEAT_TOLERANCE_SECONDS,
-        DEFAULT_HEARTBEAT_INTERVAL_SECONDS,
-    )
+    logging.disable(logging.INFO)  # Dagster's import and storage log INFO lines (alembic's plugins): not the answer
+    try:
+        from dagster import DagsterInstance
+        from dagster._daemon.controller import (
+            DEFAULT_DAEMON_HEARTBEAT_TOLERANCE_SECONDS,
+            DEFAULT_HEARTBEAT_INTERVAL_SECONDS,
+        )
 
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # the storage's schema plugins: not the check's output
-    with DagsterInstance.get() as instance:
-        required = sorted(instance.get_required_daemon_types())
+        with DagsterInstance.get() as instance:
+            required = sorted(instance.get_required_daemon_types())
+    finally:
+        logging.disable(logging.NOTSET)
     known = {
         "key": key,
         "required": required,
         "interval": DEFAULT_HEARTBEAT_INTERVAL_SECONDS,
         "tolerance": DEFAULT_DAEMON_HEARTBEAT_TOLERANCE_SECONDS,
     }
-    partial = path.with_name(f".{REQUIREMENTS}.{os.getpid()}")
-    partial.write_text(json.dumps(known))
-    os.replace(partial, path)
+    with contextlib.suppress(OSError):  # kept if it can be: a check that cannot keep it still answers
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{REQUIREMENTS}.{os.getpid()}")
+        partial.write_text(json.dumps(known))
+        os.replace(partial, path)
     return known
 
 

@@ -136,3 +136,10 @@ def test_the_health_check_answers_in_one_line_and_fails_when_it_cannot_look(sett
     out = capsys.readouterr().out
     assert out.startswith("cannot read the heartbeats: OSError: FATAL:  password authentication failed")
     assert json.dumps(out).count("\\n") == 1  # one line
+
+
+def test_the_required_daemons_are_kept_where_the_task_has_no_runtime_directory_yet(settings, capsys):
+    settings.runtime_dir.rmdir()
+    assert "SENSOR" in liveness.requirements(settings)["required"]
+    assert (settings.runtime_dir / liveness.REQUIREMENTS).exists()
+    assert "alembic" not in capsys.readouterr().out  # Dagster's own INFO lines are not the check's answer
