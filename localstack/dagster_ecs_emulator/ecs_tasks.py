@@ -34,7 +34,9 @@ tasks carry what the runtime reports:
   ``runningCount`` equal to the desired count, or to ``MOTO_ECS_SERVICE_RUNNING``, and one
   deployment that never changes): ``runningCount`` and ``pendingCount`` count its tasks, the
   PRIMARY deployment is the service's task definition, COMPLETED once as many of its tasks run as
-  desired and no task of another revision does; a revision still running is an ACTIVE deployment;
+  desired, each of them HEALTHY when an essential container of its definition has a ``healthCheck``
+  ("all of its tasks are running and healthy", as ECS completes a rolling deployment), and no task of
+  another revision runs; a revision still running is an ACTIVE deployment;
 * ``UpdateService`` with another task definition starts a new PRIMARY deployment (a new id and
   ``createdAt``, IN_PROGRESS) as ECS does; moto keeps the first deployment for the service's life
   and renews it only with ``forceNewDeployment``;
@@ -263,6 +265,7 @@ def count_service_tasks(backend, service) -> None:
     primary_revision = _revision(service.task_definition)
     primary = service.deployments[0]
     mine = [task for task in running if _revision(task.task_definition_arn) == primary_revision]
+    in_service = [task for task in mine if _healthy_enough(backend, task)]
     others: dict[str, int] = {}
     for task in running:
         if _revision(task.task_definition_arn) != primary_revision:
@@ -270,7 +273,7 @@ def count_service_tasks(backend, service) -> None:
     service.running_count = len(running)
     pending = len(alive) - len(running)
     service.pending_count = pending
-    done = len(mine) >= service.desired_count and not others
+    done = len(in_service) >= service.desired_count and not others
     primary.update(
         {
             "status": "PRIMARY",
@@ -294,6 +297,19 @@ def count_service_tasks(backend, service) -> None:
         }
         for arn, count in sorted(others.items())
     ]
+
+
+def _healthy_enough(backend, task) -> bool:
+    """Whether a RUNNING task counts toward its deployment's completion: ECS waits for a task whose definition
+    has an essential container with a ``healthCheck`` to be HEALTHY (UNKNOWN until a check counts)."""
+    from moto.ecs.exceptions import TaskDefinitionNotFoundException
+
+    try:
+        definition = backend.describe_task_definition(task.task_definition_arn)
+    except TaskDefinitionNotFoundException:  # no definition to read a health check from: nothing to wait for
+        return True
+    checked = any(c.get("healthCheck") and c.get("essential", True) for c in definition.container_definitions)
+    return not checked or getattr(task, "health_status", None) == "HEALTHY"
 
 
 def report(config: dict, **body) -> dict:

@@ -291,8 +291,9 @@ def completed(service: dict, definition: str) -> bool:
     )
 
 
-def deploy_service(ecs, network, definition: str) -> None:
-    """The service runs one task of ``definition`` (created, or updated when an earlier test made it)."""
+def deploy_service(ecs, network, definition: str, until=completed) -> None:
+    """The service runs one task of ``definition`` (created, or updated when an earlier test made it);
+    returns once ``until(service, definition)`` holds."""
     if ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"]:
         ecs.update_service(cluster=CLUSTER, service=SERVICE, taskDefinition=definition, desiredCount=1)
     else:
@@ -304,7 +305,7 @@ def deploy_service(ecs, network, definition: str) -> None:
             launchType="FARGATE",
             networkConfiguration=network,
         )
-    wait_service(ecs, lambda service: completed(service, definition))
+    wait_service(ecs, lambda service: until(service, definition))
 
 
 def read_metadata(state: Path, timeout: float = 60, unless=()) -> dict:
@@ -396,19 +397,24 @@ HEALTHY_WHILE_MARKED = {
 
 def test_a_service_task_that_fails_its_health_check_is_replaced(stack):
     """The container's healthCheck runs as the ECS agent runs it: in the container's environment, every
-    ``interval``; DescribeTasks reports its status (UNKNOWN, then HEALTHY); ``retries`` failures in a row stop
-    the task ("Task failed container health checks") and the service starts another one, checked again."""
+    ``interval``; DescribeTasks reports its status (UNKNOWN, then HEALTHY) and the deployment completes only
+    once its task is HEALTHY, as ECS completes one; ``retries`` failures in a row stop the task ("Task failed
+    container health checks") and the service starts another one, checked again."""
     (clients, network, state) = stack
     ecs = clients["ecs"]
     ready = state / "tasks" / "web" / "ready"
     ready.unlink(missing_ok=True)
     command = ["sh", "-c", 'touch "$TASK_DIR/ready"; trap "exit 0" TERM; while :; do sleep 1; done']
     definition = register(ecs, "oneoff-health", command, healthCheck=HEALTHY_WHILE_MARKED)
-    deploy_service(ecs, network, definition)
+    deploy_service(ecs, network, definition, until=lambda service, _: service["runningCount"] == 1)
+    # The service first: its task still UNKNOWN after it means it was read before any check counted.
+    service = ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]
     (task,) = service_tasks(ecs)
     assert task["healthStatus"] == task["containers"][0]["healthStatus"] == "UNKNOWN"  # no check has run yet
+    assert service["deployments"][0]["rolloutState"] == "IN_PROGRESS"  # running, not yet healthy
     healthy = wait_health(ecs, task["taskArn"], "HEALTHY")
     assert healthy["containers"][0]["healthStatus"] == "HEALTHY"
+    wait_service(ecs, lambda service: completed(service, definition), timeout=10)
 
     ready.unlink()  # from now on the check fails: after 2 checks in a row, the task stops
     stopped = wait_status(ecs, task["taskArn"], "STOPPED", timeout=40)
