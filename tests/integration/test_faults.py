@@ -36,6 +36,7 @@ import uuid
 
 import pytest
 import yaml
+from support import processes
 from support.aws_inventory import clients, leftovers
 from support.paths import BIN, ROOT
 from support.playbook import RECAP, PlaybookRun, offline_environment, playbook_environment, run_playbook
@@ -200,8 +201,9 @@ class Interrupted:
         command = [str(BIN / "ansible-playbook"), "site.yml", *SKIP]
         for key, value in env["extra"].items():
             command += ["-e", f"{key}={value}"]
-        self.mark = f"{self.MARK}={uuid.uuid4().hex}".encode()
-        environment = playbook_environment({**(run_env or {}), self.MARK: self.mark.decode().split("=", 1)[1]})
+        token = uuid.uuid4().hex
+        self.mark = f"{self.MARK}={token}".encode()  # as the entry reads in /proc/<pid>/environ
+        environment = playbook_environment({**(run_env or {}), self.MARK: token})
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
             command,
@@ -258,16 +260,12 @@ class Interrupted:
     def stragglers(self) -> list[int]:
         """This run's Ansible processes still alive (workers, modules): the mark in their environment, Ansible in
         their command line (the emulator the run started carries the mark too, and must go on serving)."""
-        found = []
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as cmdline, open(f"/proc/{pid}/environ", "rb") as environ:
-                    ansible = any(word in cmdline.read() for word in (b"ansible-playbook", b"AnsiballZ_"))
-                    if ansible and self.mark in environ.read().split(b"\0"):
-                        found.append(int(pid))
-            except OSError:  # gone meanwhile, or not ours to read
-                continue
-        return found
+        return [
+            pid
+            for pid in processes.pids()
+            if any(word in processes.cmdline(pid) for word in ("ansible-playbook", "AnsiballZ_"))
+            and self.mark in processes.environ(pid)
+        ]
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 import yaml
+from support import processes
 from support.aws_inventory import clients
 from support.browser import chromium, serve_page
 from support.iam_proof import EXAMPLE_VALUES, ROLE_TEMPLATES, deploy_actions, prove, render_template, shape
@@ -145,7 +146,7 @@ def test_the_task_definitions_health_checks_pass_in_the_running_tasks(stack):
 
     # The daemon's check (liveness.py: Dagster asked once which daemons are required, then one SELECT) says what
     # Dagster's own `dagster-daemon liveness-check` says, in the daemon task's environment, on its storage.
-    env = dict(line.decode().split("=", 1) for line in _environ(status["daemon"]["pid"]) if b"=" in line)
+    env = dict(line.decode().split("=", 1) for line in processes.environ(status["daemon"]["pid"]) if b"=" in line)
     bin_dir = Path(sys.executable).parent
     for tolerance, expected in ((None, 0), ("-100", 1)):  # -100: every heartbeat is too old
         checked = {**env, **({"DAGSTER_DAEMON_HEARTBEAT_TOLERANCE": tolerance} if tolerance else {})}
@@ -484,50 +485,16 @@ def test_another_sites_page_cannot_act_for_a_signed_in_user(stack):
     assert attempts == {"fetch": "failed", "socket": "refused"}
 
 
-def _children(pid):
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            if ppid == pid:
-                found.append(int(proc.name))
-    return found
-
-
-def _cmdline(pid):
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-def _environ(pid):
-    try:
-        return Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    except OSError:
-        return []
-
-
-def _tree(pid):
-    found, todo = [], [pid]
-    while todo:
-        found.append(todo.pop())
-        todo.extend(_children(found[-1]))
-    return found
-
-
 def test_no_process_of_the_tasks_carries_a_secret_it_does_not_use(stack):
     """Finding 4: no BASIC_AUTH_* anywhere once the htpasswd exists; the database password not in nginx."""
     status = json.loads((stack["runtime"] / "status.json").read_text())
-    processes = {pid: _cmdline(pid) for task in status["services"].values() for pid in _tree(task["pid"])}
-    assert any("nginx" in cmd for cmd in processes.values()) and any("dagster-daemon" in c for c in processes.values())
+    pids = [pid for task in status["services"].values() for pid in processes.tree(task["pid"])]
+    commands = {pid: processes.cmdline(pid) for pid in pids}
+    assert any("nginx" in cmd for cmd in commands.values()) and any("dagster-daemon" in c for c in commands.values())
     basic = stack["auth"][1].encode()
     database = stack["database"]["password"].encode()
-    for pid, cmd in processes.items():
-        environ = _environ(pid)
+    for pid, cmd in commands.items():
+        environ = processes.environ(pid)
         assert not [v for v in environ if v.startswith(b"BASIC_AUTH_") or basic in v], f"{pid} {cmd}"
         if "nginx" in cmd:
             assert not [v for v in environ if database in v], f"nginx ({pid}) has the database password"
@@ -536,7 +503,7 @@ def test_no_process_of_the_tasks_carries_a_secret_it_does_not_use(stack):
 def test_killed_webserver_fails_health_then_comes_back(stack):
     status = json.loads((stack["runtime"] / "status.json").read_text())
     supervisord = status["services"]["webserver"]["pid"]
-    webserver = next(p for p in _children(supervisord) if "dagster-webserver" in _cmdline(p))
+    webserver = next(p for p in processes.children(supervisord) if "dagster-webserver" in processes.cmdline(p))
     os.kill(webserver, signal.SIGKILL)
     wait_for_status(f"{stack['url']}/health", 503, 20, 0.5, "/health to report the dead webserver")
     wait_for_status(f"{stack['url']}/health", 200, 120, 2, "the webserver to come back")

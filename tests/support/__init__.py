@@ -10,6 +10,7 @@ needs lives here, one job per module:
 - ``stage_checks``: what each site.yml stage must have built (also a CLI: molecule's verify runs it).
 - ``aws_inventory``: boto3 clients against an endpoint, and what a project left behind.
 - ``iam_proof``: the IAM policies proven by the calls the workload made.
+- ``processes``: this machine's processes from /proc (command line, environment, children).
 - ``browser``, ``docker_engine``, ``localstack_stub``, ``look_alikes``, ``ansible_sanity``, ``role_docs``:
   headless Chromium, a private dockerd, a LocalStack look-alike, look-alike resources, ansible-test's
   offline home, the generated role READMEs.
