@@ -8,6 +8,11 @@ It follows the instance the way RDS's own server does (``follow``, called every 
   master role's password, so the old one is refused from then on;
 * a deleted instance takes its database with it: the server stops and its files are removed.
 
+Running as root, the server runs as the ``postgres`` user in a directory of its own under the temp dir
+(``server_home``), which names the state dir it serves. A state dir that is gone (``make clean``, a test's
+temporary directory) leaves nobody to stop or reuse that server: the next database initialised on the
+machine stops it and removes its files (``collect_orphans``).
+
 What the instance is comes from the emulator's RDS data plane (``rds_data``): the instance's id,
 master user, database name and the SCRAM verifier of its master password, never the password.
 The server listens on 127.0.0.1 with SCRAM authentication; its Unix socket, in a 0700 directory of
@@ -23,6 +28,7 @@ import os
 import pwd
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 import urllib.error
@@ -36,6 +42,42 @@ LOG = logging.getLogger("dagster_ecs_emulator.runtime")
 PG_BINDIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
 # What of the instance the server must match (kept in instance.json beside the data).
 MATCHED = ("dbi_resource_id", "master_username", "password_verifier")
+HOME_PREFIX = "dagster-ecs-postgres-"  # a server's own directory under the temp dir (running as root)
+OWNER = "state-dir"  # in that directory: the state dir it serves
+
+
+def server_home(state_dir: Path) -> Path:
+    """The server's directory under the temp dir, for the runtime of ``state_dir`` (one per state dir)."""
+    digest = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"{HOME_PREFIX}{digest}"
+
+
+def collect_orphans(uid: int, stop, temp_dir: Path | None = None) -> list[Path]:
+    """Stop and remove the servers' directories under the temp dir whose state dir is gone; return them.
+
+    Only a real directory of the server's user ``uid``, mode 0700, that names its state dir is a
+    candidate (a name someone else took in /tmp, or one from before the owner file, is left alone).
+    ``stop(data)`` stops the server of a data directory that still has its postmaster.pid.
+    """
+    removed = []
+    for home in sorted(Path(temp_dir or tempfile.gettempdir()).glob(f"{HOME_PREFIX}*")):
+        try:
+            info = os.lstat(home)
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != uid or stat.S_IMODE(info.st_mode) & 0o077:
+                continue
+            descriptor = os.open(home / OWNER, os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(descriptor) as owner_file:
+                owner = Path(owner_file.read().strip())
+            if not owner.is_absolute() or owner.exists():  # (exists() raises only what it cannot decide)
+                continue
+        except (OSError, UnicodeDecodeError):
+            continue
+        if (home / "data" / "postmaster.pid").exists():
+            stop(home / "data")
+        shutil.rmtree(home, ignore_errors=True)
+        LOG.info("removed the local PostgreSQL of %s, a state dir that is gone: %s", owner, home)
+        removed.append(home)
+    return removed
 
 
 def free_port() -> int:
@@ -50,6 +92,7 @@ class LocalDatabase:
     def __init__(self, config: dict, state_dir: Path, endpoint: str, region: str):
         self.config = config
         self.url = f"{endpoint.rstrip('/')}{RDS_PATH}{quote(config['identifier'])}?region={quote(region)}"
+        self.state_dir = state_dir
         self.base = state_dir / "postgres"
         self.marker = self.base / "instance.json"
         self.port = int(config.get("port") or 0) or free_port()
@@ -64,8 +107,7 @@ class LocalDatabase:
                 except KeyError:
                     continue
             # ... in a directory that user can reach (the state dir may sit below a 0700 one).
-            digest = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:12]
-            home = Path(tempfile.gettempdir()) / f"dagster-ecs-postgres-{digest}"
+            home = server_home(state_dir)
         self.home = home
         self.data = home / "data"
         self.socket_dir = home
@@ -107,11 +149,19 @@ class LocalDatabase:
                 os.chown(os.path.join(parent, name), uid, gid, follow_symlinks=False)
 
     def _make_home(self) -> None:
-        """The server's directory: 0700, its user's; in /tmp (running as root) an existing one must be that already."""
+        """The server's directory: 0700, its user's; in /tmp (running as root) an existing one must be that already,
+        and it names the state dir it serves (collect_orphans)."""
         from dagster_ecs_container.settings import private_dir  # the tasks' own package, beside us in the venv
 
         uid, gid = (self.user.pw_uid, self.user.pw_gid) if self.user else (None, -1)
         private_dir(self.home, uid, gid)
+        if self.home != self.base:
+            descriptor = os.open(self.home / OWNER, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(descriptor, "w") as owner_file:
+                owner_file.write(str(self.state_dir.resolve()))
+
+    def _stop_data(self, data: Path) -> None:
+        self._run("pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop", check=False)
 
     def _running(self) -> bool:
         return (self.data / "PG_VERSION").exists() and self._run(
@@ -139,6 +189,8 @@ class LocalDatabase:
         )
 
     def _init(self, instance: dict) -> None:
+        if self.user:  # a new database on this machine: first the servers nobody will stop or reuse
+            collect_orphans(self.user.pw_uid, self._stop_data)
         self._make_home()  # the socket directory
         self._chown(self.socket_dir)
         with tempfile.NamedTemporaryFile("w", dir=self.socket_dir, delete=False) as pwfile:
@@ -243,4 +295,4 @@ class LocalDatabase:
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
-            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop", check=False)
+            self._stop_data(self.data)

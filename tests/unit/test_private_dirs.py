@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+from pathlib import Path
 
 import pytest
 from dagster_ecs_container import codeservers, entrypoint
@@ -169,3 +170,43 @@ def test_chown_of_the_database_files_does_not_follow_symlinks(database, tmp_path
     with pytest.raises(OSError, match="postgres.log"):  # the log, touched by root before pg_ctl: not via a symlink
         database._start(INSTANCE)
     assert os.lstat(outside / "hostname").st_uid == 0
+
+
+def _home(shared, name, owner, uid) -> Path:
+    home = shared / f"dagster-ecs-postgres-{name}"
+    (home / "data").mkdir(parents=True, mode=0o700)
+    home.chmod(0o700)
+    if owner is not None:
+        (home / "state-dir").write_text(str(owner))
+    os.chown(home, uid, uid)
+    return home
+
+
+def test_a_new_database_removes_the_servers_whose_state_dir_is_gone(database, shared, tmp_path):
+    """`make clean` or a test's temporary directory took the state dir: the server's /tmp directory went on."""
+    uid = database.user.pw_uid
+    gone = _home(shared, "gone", tmp_path / "deleted-state", uid)
+    (gone / "data" / "postmaster.pid").write_text("4321\n")  # its server still runs
+    idle = _home(shared, "idle", tmp_path / "deleted-too", uid)  # its server was stopped (make down)
+    alive = _home(shared, "alive", tmp_path, uid)  # a state dir that exists: another rehearsal's
+    legacy = _home(shared, "legacy", None, uid)  # from before the owner file: whose it is is unknown
+    foreign = _home(shared, "foreign", tmp_path / "deleted-state", OTHER)  # a name someone else took
+    stopped = []
+    database._stop_data = stopped.append
+    database._init(INSTANCE)
+    assert stopped == [gone / "data"]
+    assert not gone.exists() and not idle.exists()
+    assert alive.exists() and legacy.exists() and foreign.exists()
+    # This database's own directory names its state dir, and is kept by the next collection.
+    assert (database.home / "state-dir").read_text() == str((tmp_path / "state").resolve())
+    database._init(INSTANCE)
+    assert database.home.exists() and alive.exists()
+
+
+def test_the_owner_file_is_not_followed_through_a_symlink(database, shared, tmp_path):
+    home = _home(shared, "linked", None, database.user.pw_uid)
+    (tmp_path / "elsewhere").write_text(str(tmp_path / "deleted-state"))
+    (home / "state-dir").symlink_to(tmp_path / "elsewhere")
+    database._stop_data = lambda data: None
+    database._init(INSTANCE)
+    assert home.exists()
