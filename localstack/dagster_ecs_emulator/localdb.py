@@ -52,7 +52,7 @@ def server_home(state_dir: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"{HOME_PREFIX}{digest}"
 
 
-def collect_orphans(uid: int, stop, temp_dir: Path | None = None) -> list[Path]:
+def collect_orphans(uid: int, stop) -> list[Path]:
     """Stop and remove the servers' directories under the temp dir whose state dir is gone; return them.
 
     Only a real directory of the server's user ``uid``, mode 0700, that names its state dir is a
@@ -60,7 +60,7 @@ def collect_orphans(uid: int, stop, temp_dir: Path | None = None) -> list[Path]:
     ``stop(data)`` stops the server of a data directory that still has its postmaster.pid.
     """
     removed = []
-    for home in sorted(Path(temp_dir or tempfile.gettempdir()).glob(f"{HOME_PREFIX}*")):
+    for home in sorted(Path(tempfile.gettempdir()).glob(f"{HOME_PREFIX}*")):
         try:
             info = os.lstat(home)
             if not stat.S_ISDIR(info.st_mode) or info.st_uid != uid or stat.S_IMODE(info.st_mode) & 0o077:

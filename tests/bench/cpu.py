@@ -167,8 +167,13 @@ def main() -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("name the command to run after --")
-    records = args.keep or Path(tempfile.mkstemp(prefix="dagster-ecs-acct-")[1])
-    records.touch()
+    if args.keep:
+        records = args.keep
+        records.touch()
+    else:
+        descriptor, name = tempfile.mkstemp(prefix="dagster-ecs-acct-")
+        os.close(descriptor)
+        records = Path(name)
     _acct(str(records))
     started = time.monotonic()
     try:
