@@ -20,6 +20,7 @@ from dagster_ecs_emulator import runtime
 from support.aws_inventory import clients as aws_clients
 from support.emulator import OFFLINE_CREDENTIALS, spawn_emulator
 from support.iam_proof import recorded_calls
+from support.net import wait_for
 
 REGION = "ap-southeast-2"
 CLUSTER = "oneoff"
@@ -107,17 +108,6 @@ def wait_status(ecs, arn: str, wanted: str, timeout: float = 30) -> dict:
             return task
         time.sleep(0.3)
     raise AssertionError(f"task {arn} not {wanted} within {timeout}s (seen {seen})")
-
-
-def wait_last_exit(state, service: str, timeout: float = 10) -> dict:
-    """The runtime's record of the service's stopped task (status.json); ECS may show it STOPPED first."""
-    deadline = time.monotonic() + timeout
-    while True:
-        last_exit = json.loads((state / "status.json").read_text())["services"].get(service, {}).get("last_exit")
-        if last_exit:
-            return last_exit
-        assert time.monotonic() < deadline, f"no last_exit for {service} in status.json within {timeout}s"
-        time.sleep(0.3)
 
 
 def log_lines(logs, arn: str, timeout: float = 10) -> list[str]:
@@ -431,7 +421,13 @@ def test_a_service_task_that_fails_its_health_check_is_replaced(stack):
     stopped = wait_status(ecs, task["taskArn"], "STOPPED", timeout=40)
     assert stopped["stoppedReason"] == "Task failed container health checks"
     assert stopped["healthStatus"] == "UNHEALTHY"
-    last_exit = wait_last_exit(state, "web")  # status.json is written at the end of the runtime's round
+    # status.json is written at the end of the runtime's round, which may come after ECS shows the task STOPPED
+    last_exit = wait_for(
+        lambda: json.loads((state / "status.json").read_text())["services"]["web"]["last_exit"],
+        10,
+        0.3,
+        "the runtime's status.json to record the stopped task's exit",
+    )
     assert "container health check failed 2 times in a row" in last_exit["error"]
 
     wait_service(ecs, lambda service: completed(service, definition), timeout=60)  # its replacement
