@@ -97,17 +97,25 @@ def register(ecs, family: str, command: list[str], roles: dict | None = None, **
 
 
 def wait_status(ecs, arn: str, wanted: str, timeout: float = 30) -> dict:
+    """The task once its lastStatus is ``wanted``, with ``seen``: the statuses it went through on the way."""
     seen = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        task = ecs.describe_tasks(cluster=CLUSTER, tasks=[arn])["tasks"][0]
+
+    def describe():
+        task = describe_task(ecs, arn)
         if not seen or seen[-1] != task["lastStatus"]:
             seen.append(task["lastStatus"])
-        if task["lastStatus"] == wanted:
-            task["seen"] = seen
-            return task
-        time.sleep(0.3)
-    raise AssertionError(f"task {arn} not {wanted} within {timeout}s (seen {seen})")
+        return task
+
+    try:
+        task = wait_for(describe, timeout, 0.3, f"task {arn} to be {wanted}", until=lambda t: t["lastStatus"] == wanted)
+    except AssertionError as error:
+        raise AssertionError(f"task {arn} not {wanted} within {timeout}s (seen {seen})") from error
+    task["seen"] = seen
+    return task
+
+
+def describe_task(ecs, arn: str) -> dict:
+    return ecs.describe_tasks(cluster=CLUSTER, tasks=[arn])["tasks"][0]
 
 
 def log_lines(logs, arn: str, timeout: float = 10) -> list[str]:
@@ -145,7 +153,7 @@ def test_a_task_runs_its_override_and_stops_with_its_exit_code(stack):
         command=["sh", "-c", 'echo "hello $GREETING"; echo "dir ${TASK_DIR##*/}"; sleep 1; exit 3'],
         environment=[{"name": "GREETING", "value": "from RunTask"}],
     )
-    assert ecs.describe_tasks(cluster=CLUSTER, tasks=[arn])["tasks"][0]["lastStatus"] == "PROVISIONING"
+    assert describe_task(ecs, arn)["lastStatus"] == "PROVISIONING"
     stopped = wait_status(ecs, arn, "STOPPED")
     assert "RUNNING" in stopped["seen"], stopped["seen"]  # not moto's timer: the runtime reported it
     assert stopped["containers"][0]["exitCode"] == 3
@@ -199,7 +207,7 @@ def test_a_task_left_alone_stays_running(stack):
     arn = run(ecs, network, register(ecs, "oneoff-long", ["sh", "-c", "sleep 30"]))
     wait_status(ecs, arn, "RUNNING")
     for _ in range(6):
-        assert ecs.describe_tasks(cluster=CLUSTER, tasks=[arn])["tasks"][0]["lastStatus"] == "RUNNING"
+        assert describe_task(ecs, arn)["lastStatus"] == "RUNNING"
     ecs.stop_task(cluster=CLUSTER, task=arn, reason="test done")
     wait_status(ecs, arn, "STOPPED")
 
@@ -273,13 +281,13 @@ def service_tasks(ecs, desired: str = "RUNNING") -> list[dict]:
 
 
 def wait_service(ecs, check, timeout: float = 60) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        service = ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]
-        if check(service) or time.monotonic() > deadline:
-            assert check(service), service
-            return service
-        time.sleep(0.5)
+    return wait_for(
+        lambda: ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0],
+        timeout,
+        0.5,
+        f"service {SERVICE} to meet the test's condition",
+        until=check,
+    )
 
 
 def completed(service: dict, definition: str) -> bool:
@@ -312,16 +320,15 @@ def deploy_service(ecs, network, definition: str, until=completed) -> None:
 def read_metadata(state: Path, timeout: float = 60, unless=()) -> dict:
     """What the service's task read from its metadata endpoint (a task whose ARN is not in ``unless``)."""
     found = state / "tasks" / "web" / "metadata.json"
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def written():
         try:
             read = json.loads(found.read_text())
-            if read["task_arn"] not in unless:
-                return read
         except (OSError, ValueError):  # not written yet, or being written
-            pass
-        assert time.monotonic() < deadline, "the service's task never read its metadata"
-        time.sleep(0.3)
+            return None
+        return None if read["task_arn"] in unless else read
+
+    return wait_for(written, timeout, 0.3, "the service's task to read its metadata")
 
 
 def test_a_service_task_is_an_ecs_task_with_its_metadata_endpoint(stack):
@@ -439,10 +446,10 @@ def test_a_service_task_that_fails_its_health_check_is_replaced(stack):
 
 
 def wait_health(ecs, arn: str, wanted: str, timeout: float = 30) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        task = ecs.describe_tasks(cluster=CLUSTER, tasks=[arn])["tasks"][0]
-        if task.get("healthStatus") == wanted:
-            return task
-        assert time.monotonic() < deadline, f"task {arn} not {wanted} within {timeout}s: {task.get('healthStatus')}"
-        time.sleep(0.3)
+    return wait_for(
+        lambda: describe_task(ecs, arn),
+        timeout,
+        0.3,
+        f"task {arn} to be {wanted}",
+        until=lambda task: task.get("healthStatus") == wanted,
+    )
