@@ -98,6 +98,12 @@ def nginx(tmp_path_factory):
 
 def send(port, method, path, headers=None, body=None, auth_=True, timeout=5.0):
     """(status, body) of one request; credentials as a browser that has signed in resends them."""
+    status, _, text = exchange(port, method, path, headers, body, auth_, timeout)
+    return status, text
+
+
+def exchange(port, method, path, headers=None, body=None, auth_=True, timeout=5.0):
+    """(status, response headers, body) of one request, sent as ``send`` sends it."""
     import base64
 
     connection = http.client.HTTPConnection(HOST, port, timeout=timeout)
@@ -108,7 +114,7 @@ def send(port, method, path, headers=None, body=None, auth_=True, timeout=5.0):
     try:
         connection.request(method, path, body=body, headers=headers)
         response = connection.getresponse()
-        return response.status, response.read().decode(errors="replace")
+        return response.status, response.headers, response.read().decode(errors="replace")
     finally:
         connection.close()
 
@@ -172,6 +178,18 @@ def test_a_link_from_another_site_still_opens_the_ui(nginx):
     """A top-level GET of a document changes nothing: a bookmark or a link in a chat works."""
     status, body = send(nginx, "GET", "/assets", {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"})
     assert (status, body) == (200, "upstream GET /assets")
+
+
+@pytest.mark.parametrize(("path", "auth_"), [("/", True), ("/runs", True), ("/graphql", True), ("/", False)])
+def test_no_other_site_can_frame_the_ui(nginx, path, auth_):
+    """Clickjacking: another site's page that framed the UI (which the browser fills with its cached
+    credentials) would pass the user's clicks in it off as the UI's own, past the cross-site checks above.
+    Every answer, the sign-in refusal too, forbids framing by any origin but the deployment's own."""
+    headers = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Dest": "iframe", "Sec-Fetch-Mode": "navigate"}
+    status, answer, _ = exchange(nginx, "GET", path, headers, auth_=auth_)
+    assert status == (200 if auth_ else 401)
+    assert answer["X-Frame-Options"] == "SAMEORIGIN"
+    assert answer["Content-Security-Policy"] == "frame-ancestors 'self'"
 
 
 def test_graphiql_page_is_served(nginx):
