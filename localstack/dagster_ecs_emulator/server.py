@@ -3,7 +3,8 @@
 moto's own ``ThreadedMotoServer`` binds the bare ``DomainDispatcherApplication``;
 we bind the same application wrapped in :class:`~dagster_ecs_emulator.compat.CompatLayer`
 (and moto's model patched where a shim needs it, ``patches.py``) so the stock amazon.aws /
-community.aws modules see AWS's behaviour where moto diverges. The server binds to loopback only.
+community.aws modules see AWS's behaviour where moto diverges. The server binds to loopback only, and refuses
+what a web page could send it (``browsers.py``): moto checks no signature.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterable
 from werkzeug.serving import make_server
 
 from . import __version__, patches
+from .browsers import BrowserGuard
 from .calls import CallRecorder
 from .compat import SHIMS, CompatLayer, EcrRegistryV2, EcsTaskLifecycle, Shim
 from .ecs_tasks import TaskControl
@@ -131,7 +133,7 @@ def serve(host: str, port: int, disabled_shims: Iterable[str] = (), faults: Iter
 
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError(f"refusing to bind {host}: the emulator serves loopback only")
-    app = ShimSwitch(disabled_shims, faults)
+    app = BrowserGuard(ShimSwitch(disabled_shims, faults))  # no web page may call it (browsers.py)
     server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
 
     def _stop(signum, _frame):
