@@ -26,6 +26,10 @@ description:
     stream; offline the local runtime's record of the task's exit and the last lines of its log).
   - When a service has no running task and its last O(crash_loop_stops) tasks stopped with the same error, the check
     is C(fatal) and the action plugin fails at once with that error instead of waiting out O(timeout).
+  - With O(task_definitions), a service whose primary deployment runs another revision than the one given is
+    C(fatal) at once too: ECS rolled the new revision back (the deployment circuit breaker, after its tasks kept
+    failing) or another deployment replaced it, and ECS will not try that revision again. The check names both
+    revisions and why the new one's last task stopped. Without it, a rolled-back deployment would pass as healthy.
   - Read-only, so it runs the same way in check mode.
 author:
   - dagster-ecs-ansible contributors (@dagster-ecs-ansible)
@@ -53,6 +57,12 @@ options:
     type: list
     elements: str
     default: []
+  task_definitions:
+    description:
+      - Task definition ARN per service of O(services) that the service's primary deployment must run (both
+        profiles): the revisions this deployment registered. A primary deployment of another revision is C(fatal).
+    type: dict
+    default: {}
   target_group_arn:
     description: ALB target group whose targets must be healthy (AWS checks).
     type: str
@@ -140,7 +150,10 @@ unhealthy:
   type: list
   elements: str
 fatal:
-  description: Names of the checks whose service is crash-looping (see O(crash_loop_stops)).
+  description:
+    - Names of the checks waiting cannot fix, the module then fails at once; their C(checks) entry says why.
+    - A service that is crash-looping (see O(crash_loop_stops)), or whose deployment of O(task_definitions) ECS
+      rolled back (its C(checks) entry has C(rolled_back=true)).
   returned: always
   type: list
   elements: str
@@ -205,9 +218,29 @@ def check_ecs(module, checks):
         state = primary.get("rolloutState", "UNKNOWN")
         ok = state == "COMPLETED" and desired > 0 and running == desired and len(service.get("deployments", [])) == 1
         check = {"ok": ok, "detail": f"{running}/{desired} running, deployment {state}"}
-        if not ok and primary.get("taskDefinition"):
+        wanted = module.params["task_definitions"].get(name)
+        if wanted and primary.get("taskDefinition") and primary["taskDefinition"] != wanted:
+            rolled_back(module, ecs, name, primary, wanted, running, check)
+        elif not ok and primary.get("taskDefinition"):
             explain_stopped(module, ecs, name, primary, running, check)
         checks[f"ecs:{name}"] = check
+
+
+def rolled_back(module, ecs, service, primary, wanted, running, check):
+    """The service's primary deployment runs another revision than this deployment's: ECS rolled it back (the
+    deployment circuit breaker) or another deployment replaced it. Fatal: ECS does not try the revision again."""
+    check["detail"] += (
+        f" of {revision(primary['taskDefinition'])}, not {revision(wanted)}: ECS rolled {revision(wanted)} back"
+        " (the deployment circuit breaker stops a revision whose tasks keep failing) or another deployment"
+        " replaced it"
+    )
+    explain_stopped(module, ecs, service, {"taskDefinition": wanted}, running, check)
+    check.update(ok=False, fatal=True, rolled_back=True)
+
+
+def revision(arn):
+    """``family:revision`` of a task definition ARN."""
+    return arn.rsplit("/", 1)[-1]
 
 
 def _stopped_error(task):
@@ -343,6 +376,10 @@ def check_dagster(module, checks):
     }
 
 
+def details(checks, names):
+    return "; ".join(f"{name}: {checks[name]['detail']}" for name in names)
+
+
 def main():
     module = AnsibleAWSModule(
         argument_spec=dict(
@@ -352,6 +389,7 @@ def main():
             expected_assets=dict(type="list", elements="str", default=[]),
             cluster=dict(type="str"),
             services=dict(type="list", elements="str", default=[]),
+            task_definitions=dict(type="dict", default={}),
             target_group_arn=dict(type="str"),
             local_status_file=dict(type="path"),
             local_services=dict(type="list", elements="str", default=[]),
@@ -393,11 +431,18 @@ def main():
         elapsed=round(time.monotonic() - started, 2),
     )
     if fatal:
-        detail = "; ".join(f"{name}: {checks[name]['detail']}" for name in fatal)
-        module.fail_json(msg=f"Dagster cannot start, its tasks keep stopping with the same error: {detail}", **result)
+        back = [name for name in fatal if checks[name].get("rolled_back")]
+        crashing = [name for name in fatal if name not in back]
+        parts = []
+        if back:
+            parts.append(f"ECS does not run the revision this deployment registered: {details(checks, back)}")
+        if crashing:
+            parts.append(
+                f"Dagster cannot start, its tasks keep stopping with the same error: {details(checks, crashing)}"
+            )
+        module.fail_json(msg="; ".join(parts), **result)
     if unhealthy and module.params["fail_on_unhealthy"]:
-        detail = "; ".join(f"{name}: {checks[name]['detail']}" for name in unhealthy)
-        module.fail_json(msg=f"Dagster is not healthy: {detail}", **result)
+        module.fail_json(msg=f"Dagster is not healthy: {details(checks, unhealthy)}", **result)
     module.exit_json(msg="healthy" if not unhealthy else "not healthy", **result)
 
 

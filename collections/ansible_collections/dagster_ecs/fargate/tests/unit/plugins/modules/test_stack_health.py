@@ -320,10 +320,13 @@ def stopped_task(n, reason="Essential container in task exited", code=1, definit
     }
 
 
-def crash_looping(aws, tasks, running=0):
-    failing = service("web", running=running, rollout="IN_PROGRESS")
-    failing["deployments"][0]["taskDefinition"] = TD
-    aws.answer("DescribeServices", {"services": [failing]})
+def crash_looping(aws, tasks, running=0, services=None):
+    """web's deployment of TD (or ``services``), its stopped ``tasks``, their log."""
+    if services is None:
+        failing = service("web", running=running, rollout="IN_PROGRESS")
+        failing["deployments"][0]["taskDefinition"] = TD
+        services = [failing]
+    aws.answer("DescribeServices", {"services": services})
     aws.answer("ListTasks", {"taskArns": [t["taskArn"] for t in tasks]})
     aws.answer("DescribeTasks", {"tasks": tasks})
     logging = {"logDriver": "awslogs", "options": {"awslogs-group": "/ecs/p", "awslogs-stream-prefix": "web"}}
@@ -365,6 +368,54 @@ def test_stopped_tasks_are_named_without_giving_up(run_module, dagster, aws, tas
     result = check(run_module, dagster.url, cluster="c", services=["web"], crash_loop_stops=limit)
     assert not result.get("failed") and result["fatal"] == []
     assert "the last: Essential container in task exited; exit code 1" in result["checks"]["ecs:web"]["detail"]
+
+
+TD3 = TD[:-1] + "3"
+
+
+def rolled_back(aws, tasks, others=()):
+    """web's deployment of TD3 rolled back by the circuit breaker: ECS runs TD again, COMPLETED and 1/1."""
+    back = service("web")
+    back["deployments"][0]["taskDefinition"] = TD
+    crash_looping(aws, tasks, services=[back, *others])
+
+
+def test_a_rolled_back_deployment_fails_at_once_naming_both_revisions(run_module, dagster, aws):
+    """The circuit breaker rolled the new revision back: the old one runs, complete and healthy, and without
+    task_definitions the check would pass. ECS will not try the new revision again, so verify fails at once,
+    with why its last task stopped."""
+    rolled_back(aws, [stopped_task(3, definition=TD3), stopped_task(2, definition=TD3), stopped_task(1)])
+    assert check(run_module, dagster.url, cluster="c", services=["web"])["healthy"]  # what it passed as before
+    result = check(run_module, dagster.url, cluster="c", services=["web"], task_definitions={"web": TD3})
+    assert result["failed"] and result["fatal"] == ["ecs:web"] and result["unhealthy"] == ["ecs:web"]
+    web = result["checks"]["ecs:web"]
+    assert web["ok"] is False and web["rolled_back"] is True
+    assert web["detail"] == (
+        "1/1 running, deployment COMPLETED of dagster-ecs-webserver:2, not dagster-ecs-webserver:3: ECS rolled "
+        "dagster-ecs-webserver:3 back (the deployment circuit breaker stops a revision whose tasks keep failing) or "
+        "another deployment replaced it; 2 stopped task(s) in a row, the last: Essential container in task exited; "
+        "exit code 1 | log: step 2/7 Dagster storage: FAILED: FATAL:  password authentication failed"
+    )
+    assert result["msg"] == f"ECS does not run the revision this deployment registered: ecs:web: {web['detail']}"
+
+
+def test_a_rolled_back_deployment_and_a_crash_loop_are_both_named(run_module, dagster, aws):
+    crashing = service("daemon", running=0, rollout="IN_PROGRESS")
+    crashing["deployments"][0]["taskDefinition"] = TD
+    rolled_back(aws, [stopped_task(3), stopped_task(2), stopped_task(1)], others=[crashing])
+    result = check(run_module, dagster.url, cluster="c", services=["web", "daemon"], task_definitions={"web": TD3})
+    assert result["fatal"] == ["ecs:web", "ecs:daemon"]
+    assert "rolled_back" not in result["checks"]["ecs:daemon"]
+    (back, crash) = result["msg"].split("; Dagster cannot start, its tasks keep stopping with the same error: ")
+    assert back.startswith("ECS does not run the revision this deployment registered: ecs:web: 1/1 running")
+    assert crash.startswith("ecs:daemon: 0/1 running, deployment IN_PROGRESS; 3 stopped task(s) in a row")
+
+
+def test_the_registered_revision_running_passes(run_module, dagster, aws):
+    rolled_back(aws, [])
+    result = check(run_module, dagster.url, cluster="c", services=["web"], task_definitions={"web": TD, "daemon": TD3})
+    assert result["healthy"] and result["fatal"] == []
+    assert result["checks"]["ecs:web"] == {"ok": True, "detail": "1/1 running, deployment COMPLETED"}
 
 
 def test_no_stopped_task_no_explanation(run_module, dagster, aws):
