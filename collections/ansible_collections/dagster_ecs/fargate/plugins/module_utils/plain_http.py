@@ -1,6 +1,7 @@
 # Copyright: contributors to dagster-ecs-ansible
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Whether a URL is safe to send credentials to (used by dag_notify, stack_health and the plain_http_refusal filter).
+"""Whether a URL is safe to send credentials to (used by dag_notify, stack_health and the plain_http_refusal filter),
+and what is said of a redirect the modules do not follow with them.
 
 Basic auth sends the password with every request; over plain HTTP anyone on the path reads it. HTTPS is safe, and
 so is plain HTTP to this machine (loopback: 127.0.0.0/8, ::1, ``localhost``), which never leaves it. Anything else
@@ -51,3 +52,11 @@ def plain_http_refusal(url, what="the basic-auth credentials", allow_plain_http=
         "URL is https://. To accept plain HTTP knowingly, set dagster_ecs_allow_plain_http: true in the inventory"
         + (f" ({opt_out})." if opt_out else ".")
     )
+
+
+def not_followed(error):
+    """What a module says of a redirect it did not follow (an HTTPError of a 3xx answer, opened with
+    ``follow_redirects="none"``): urllib would resend every header, the credentials too, to wherever it points."""
+    headers = getattr(error, "headers", None)
+    location = headers.get("Location") if headers is not None else None
+    return f"redirect to {location or 'an unnamed location'} not followed"

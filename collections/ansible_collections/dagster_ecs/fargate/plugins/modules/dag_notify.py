@@ -23,6 +23,8 @@ description:
   - Refuses, before any request, to send the credentials over plain HTTP to a host that is not loopback (see
     O(allow_plain_http)). In check mode that check is all it does, so a play can run it in check mode before it
     publishes anything.
+  - Does not follow a redirect, which would resend the credentials to wherever it points; the C(error) of RV(live)
+    names its location.
   - Project-specific, the endpoint is served by the project's container (C(dagster_ecs_container)).
 author:
   - dagster-ecs-ansible contributors (@dagster-ecs-ansible)
@@ -100,7 +102,7 @@ from urllib.error import HTTPError, URLError
 from ansible.module_utils.urls import open_url
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.dagster_ecs.fargate.plugins.module_utils.common import BOTO_ERRORS, client
-from ansible_collections.dagster_ecs.fargate.plugins.module_utils.plain_http import plain_http_refusal
+from ansible_collections.dagster_ecs.fargate.plugins.module_utils.plain_http import not_followed, plain_http_refusal
 
 # Served by the container's nginx (container/dagster_ecs_container/templates/nginx.conf, behind basic auth) and
 # answered by its sidecar: poll the manifest now, then say what is live.
@@ -135,9 +137,14 @@ def ask(module, live, username, password):
             force_basic_auth=True,
             timeout=module.params["timeout"],
             headers={"Content-Type": "application/json"},
+            # urllib would resend every header, the credentials too, to wherever a redirect points
+            follow_redirects="none",
         )
         return json.loads(response.read() or b"{}")
     except HTTPError as exc:
+        if 300 <= exc.code < 400:
+            live["error"] = f"HTTP {exc.code} from {url}: {not_followed(exc)}"
+            return None
         if exc.code != 409:
             live["error"] = f"HTTP {exc.code} from {url}"
             return None

@@ -30,6 +30,7 @@ description:
     C(fatal) at once too: ECS rolled the new revision back (the deployment circuit breaker, after its tasks kept
     failing) or another deployment replaced it, and ECS will not try that revision again. The check names both
     revisions and why the new one's last task stopped. Without it, a rolled-back deployment would pass as healthy.
+  - Follows no redirect (urllib would resend the credentials to wherever it points): the check names its location.
   - Read-only, so it runs the same way in check mode.
 author:
   - dagster-ecs-ansible contributors (@dagster-ecs-ansible)
@@ -167,7 +168,7 @@ import time
 from ansible.module_utils.urls import open_url
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.dagster_ecs.fargate.plugins.module_utils.common import BOTO_ERRORS, client
-from ansible_collections.dagster_ecs.fargate.plugins.module_utils.plain_http import plain_http_refusal
+from ansible_collections.dagster_ecs.fargate.plugins.module_utils.plain_http import not_followed, plain_http_refusal
 from ansible_collections.dagster_ecs.fargate.plugins.module_utils.tasklogs import log_tail
 
 GRAPHQL = """
@@ -191,10 +192,14 @@ def http(module, url, data=None, auth=None):
             method="POST" if data else "GET",
             timeout=module.params["request_timeout"],
             validate_certs=module.params["validate_certs"],
+            # urllib would resend every header, the credentials too, to wherever a redirect points
+            follow_redirects="none",
         )
         return response.status, response.read()
     except Exception as e:  # urllib HTTPError carries the status; anything else is "not answering"
         status = getattr(e, "code", None)
+        if status and 300 <= status < 400:
+            return status, not_followed(e).encode()
         body = e.read() if hasattr(e, "read") else b""
         return status, body or str(e).encode()
 
@@ -334,12 +339,17 @@ def check_local(module, checks):
 def check_dagster(module, checks):
     base = module.params["url"].rstrip("/")
     status, body = http(module, f"{base}/health")
-    reason = body.decode(errors="replace").strip()[:80]
+    reason = body.decode(errors="replace").strip()
+    if not (status and 300 <= status < 400):  # a redirect not followed keeps its whole location
+        reason = reason[:80]
     checks["health_endpoint"] = {"ok": status == 200, "detail": f"HTTP {status}: {reason}" if status else reason}
     auth = (module.params["username"], module.params["password"]) if module.params["username"] else None
     status, body = http(module, f"{base}/graphql", data=json.dumps({"query": GRAPHQL}).encode(), auth=auth)
     if status != 200:
-        checks["graphql"] = {"ok": False, "detail": f"HTTP {status}" if status else body.decode(errors="replace")[:80]}
+        detail = f"HTTP {status}" if status else body.decode(errors="replace")[:80]
+        if status and 300 <= status < 400:
+            detail += f": {body.decode()}"
+        checks["graphql"] = {"ok": False, "detail": detail}
         return
     try:
         data = (json.loads(body) or {}).get("data") or {}

@@ -17,6 +17,7 @@ import pytest
 from ansible_collections.dagster_ecs.fargate.plugins.modules import dag_notify
 from ansible_collections.dagster_ecs.fargate.tests.unit.plugins.harness import (
     FakeOpenUrl,
+    LocalServer,
     Reply,
     closed_port_url,
     warnings_of,
@@ -104,6 +105,23 @@ def test_notify_server_error_is_not_a_failure(run_module, secret, http_server):
     result = notify(run_module, http_server.url)
     assert "failed" not in result and not result["changed"]
     assert result["live"]["error"] == f"HTTP 502 from {http_server.url}/_dags/sync"
+
+
+@pytest.mark.parametrize("code", [302, 307])
+def test_notify_does_not_follow_a_redirect_with_the_credentials(run_module, secret, http_server, code):
+    """urllib resends Authorization to wherever a redirect points: the notification stops there instead."""
+    elsewhere = LocalServer()
+    try:
+        elsewhere.routes[("POST", "/_dags/sync")] = elsewhere.routes[("GET", "/_dags/sync")] = Reply(200, {})
+        http_server.routes[("POST", "/_dags/sync")] = Reply(code, "", {"Location": elsewhere.url + "/_dags/sync"})
+        result = notify(run_module, http_server.url)
+        assert elsewhere.requests == []
+    finally:
+        elsewhere.close()
+    assert "failed" not in result and not result["changed"]
+    assert result["live"]["error"] == (
+        f"HTTP {code} from {http_server.url}/_dags/sync: redirect to {elsewhere.url}/_dags/sync not followed"
+    )
 
 
 def test_notify_unreachable_is_not_a_failure(run_module, secret):

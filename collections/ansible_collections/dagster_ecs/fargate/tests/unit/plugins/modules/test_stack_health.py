@@ -8,7 +8,12 @@ import os
 
 import pytest
 from ansible_collections.dagster_ecs.fargate.plugins.modules import stack_health
-from ansible_collections.dagster_ecs.fargate.tests.unit.plugins.harness import FakeOpenUrl, Reply, closed_port_url
+from ansible_collections.dagster_ecs.fargate.tests.unit.plugins.harness import (
+    FakeOpenUrl,
+    LocalServer,
+    Reply,
+    closed_port_url,
+)
 
 HEALTHY = {
     "data": {
@@ -74,6 +79,33 @@ def test_basic_auth_is_sent_and_the_password_hidden(run_module, dagster):
     post = next(r for r in dagster.requests if r.method == "POST")
     assert post.headers["Authorization"] == "Basic " + base64.b64encode(b"admin:s3cret-pw").decode()
     assert "s3cret-pw" not in json.dumps(result)
+
+
+@pytest.fixture
+def elsewhere():
+    """Another origin (another port) a redirect could point at; records what reaches it."""
+    server = LocalServer()
+    server.routes[("GET", "/health")] = server.routes[("GET", "/graphql")] = Reply(200, HEALTHY)
+    server.routes[("POST", "/graphql")] = Reply(200, HEALTHY)
+    yield server
+    server.close()
+
+
+def test_a_redirect_is_not_followed_with_the_credentials(run_module, dagster, elsewhere):
+    """urllib resends every header, Authorization too, to wherever a redirect points (another host, plain
+    http), turning a POST into a GET on 301/302: a redirect is reported, not followed."""
+    dagster.routes[("GET", "/health")] = Reply(301, "", {"Location": elsewhere.url + "/health"})
+    dagster.routes[("POST", "/graphql")] = Reply(302, "", {"Location": elsewhere.url + "/graphql"})
+    result = check(run_module, dagster.url, username="admin", password="s3cret-pw")
+    assert elsewhere.requests == []
+    assert result["checks"]["health_endpoint"] == {
+        "ok": False,
+        "detail": f"HTTP 301: redirect to {elsewhere.url}/health not followed",
+    }
+    assert result["checks"]["graphql"] == {
+        "ok": False,
+        "detail": f"HTTP 302: redirect to {elsewhere.url}/graphql not followed",
+    }
 
 
 def test_username_needs_password(run_module, dagster):
