@@ -174,6 +174,26 @@ def test_cross_site_state_changes_are_refused(nginx, headers):
         assert "cross-site" in body
 
 
+def test_the_same_host_over_another_scheme_is_another_origin(nginx):
+    """A page of http://<the deployment's name> (which someone on the network path can serve, before any redirect)
+    is not the UI of https://<name>, nor the other way round. Behind the ALB, which terminates TLS, the scheme is
+    its X-Forwarded-Proto."""
+    https = {**JSON, "X-Forwarded-Proto": "https"}
+    assert send(nginx, "POST", "/graphql", {**https, "Origin": f"http://{HOST}:{nginx}"}, b"{}")[0] == 403
+    assert send(nginx, "POST", "/graphql", {**https, "Origin": f"https://{HOST}:{nginx}"}, b"{}")[0] == 200
+    assert send(nginx, "POST", "/graphql", {**JSON, "Origin": f"https://{HOST}:{nginx}"}, b"{}")[0] == 403
+
+
+@pytest.mark.parametrize("auth_", [True, False])
+def test_https_answers_keep_the_browser_on_https(nginx, auth_):
+    """HSTS: once over HTTPS, the browser never asks for the plain-HTTP URL again (where a sign-in prompt could be
+    someone else's). Never sent over plain HTTP, where browsers ignore it."""
+    _, answer, _ = exchange(nginx, "GET", "/", {"X-Forwarded-Proto": "https"}, auth_=auth_)
+    assert answer["Strict-Transport-Security"] == "max-age=31536000"
+    _, answer, _ = exchange(nginx, "GET", "/", auth_=auth_)
+    assert "Strict-Transport-Security" not in answer
+
+
 def test_a_link_from_another_site_still_opens_the_ui(nginx):
     """A top-level GET of a document changes nothing: a bookmark or a link in a chat works."""
     status, body = send(nginx, "GET", "/assets", {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"})
