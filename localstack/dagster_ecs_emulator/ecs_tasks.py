@@ -40,6 +40,14 @@ tasks carry what the runtime reports:
 * ``UpdateService`` with another task definition starts a new PRIMARY deployment (a new id and
   ``createdAt``, IN_PROGRESS) as ECS does; moto keeps the first deployment for the service's life
   and renews it only with ``forceNewDeployment``;
+* the deployment circuit breaker (``deploymentConfiguration.deploymentCircuitBreaker``), which moto
+  lacks: while a service's PRIMARY deployment is IN_PROGRESS, each of its tasks that fails (its essential
+  container exited, its health checks failed, it could not start) counts in the deployment's
+  ``failedTasks``; at ECS's threshold (half the desired count, at least 3, at most 200) the deployment is
+  FAILED and, with ``rollback``, the service goes back to the task definition of its last COMPLETED
+  deployment in a new PRIMARY deployment, with ECS's service events. The local runtime follows the
+  service's task definition, so it then runs the old revision again, as ECS does. A failing first
+  deployment (nothing completed to go back to) stays IN_PROGRESS, its tasks retried;
 * a task's ``healthStatus`` (the task's and its container's) is what the runtime reports of the
   container's health check (``healthchecks.py``): ``UNKNOWN`` until a check counts, as ECS reports it;
   moto answers ``HEALTHY`` for every container, checked or not;
@@ -54,6 +62,7 @@ tasks carry what the runtime reports:
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import threading
 import zlib
@@ -255,6 +264,10 @@ def _claimed_tasks(backend, service) -> list:
     ]
 
 
+# What a deployment listed for an older revision still running does not take from the PRIMARY one.
+DEPLOYMENT_OWN = ("id", "rolloutState", "rolloutStateReason", "failedTasks")
+
+
 def count_service_tasks(backend, service) -> None:
     """A service a runtime runs: its counts and deployments from its tasks (moto's own numbers otherwise)."""
     tasks = _claimed_tasks(backend, service)
@@ -274,6 +287,17 @@ def count_service_tasks(backend, service) -> None:
     pending = len(alive) - len(running)
     service.pending_count = pending
     done = len(in_service) >= service.desired_count and not others
+    failed = _failed_tasks(tasks, primary)
+    if primary.get("rolloutState") == "FAILED":  # final, as on ECS (the breaker tripped, without rollback)
+        state = "FAILED"
+    elif done:
+        state = "COMPLETED"
+        service.dagster_ecs_completed = service.task_definition  # where a later failed deployment rolls back to
+    elif _circuit_breaker_trips(service, failed):
+        _trip(service, primary, len(failed))
+        return
+    else:
+        state = "IN_PROGRESS"
     primary.update(
         {
             "status": "PRIMARY",
@@ -281,13 +305,15 @@ def count_service_tasks(backend, service) -> None:
             "desiredCount": service.desired_count,
             "runningCount": len(mine),
             "pendingCount": pending,
-            "rolloutState": "COMPLETED" if done else "IN_PROGRESS",
-            "rolloutStateReason": f"ECS deployment {primary['id']} {'completed' if done else 'in progress'}.",
+            "failedTasks": len(failed),
         }
     )
+    if state != "FAILED":
+        words = "completed" if state == "COMPLETED" else "in progress"
+        primary.update(rolloutState=state, rolloutStateReason=f"ECS deployment {primary['id']} {words}.")
     service.deployments[1:] = [
         {
-            **{k: v for k, v in primary.items() if k not in ("id", "rolloutState", "rolloutStateReason")},
+            **{k: v for k, v in primary.items() if k not in DEPLOYMENT_OWN},
             "id": f"ecs-svc/{zlib.crc32(arn.encode())}",
             "status": "ACTIVE",
             "taskDefinition": arn,
@@ -297,6 +323,74 @@ def count_service_tasks(backend, service) -> None:
         }
         for arn, count in sorted(others.items())
     ]
+
+
+# The stoppedReasons of a task that failed (what the runtime reports); a task stopped by a deployment, a scale-in,
+# StopTask or the runtime itself did not.
+FAILURE_REASONS = (
+    "Essential container in task exited",
+    "Task failed container health checks",
+    "CannotStartContainerError",
+)
+
+
+def _failed_tasks(tasks, deployment: dict) -> list:
+    """The deployment's tasks (those it started) that failed."""
+    return [
+        task
+        for task in tasks
+        if task.last_status == "STOPPED"
+        and task.started_by == deployment.get("id")
+        and (task.stopped_reason or "").startswith(FAILURE_REASONS)
+    ]
+
+
+def _circuit_breaker_trips(service, failed: list) -> bool:
+    """ECS's deployment circuit breaker: on, watching (the deployment never completed), and as many failed tasks as
+    its threshold (half the desired count, at least 3, at most 200)."""
+    breaker = (getattr(service, "deployment_configuration", None) or {}).get("deploymentCircuitBreaker") or {}
+    threshold = min(200, max(3, math.ceil(service.desired_count / 2)))
+    if not breaker.get("enable") or len(failed) < threshold:
+        return False
+    completed = getattr(service, "dagster_ecs_completed", None)
+    if completed and _revision(completed) == _revision(service.task_definition):
+        return False  # this deployment completed: its later failures are replaced, not rolled back
+    return not breaker.get("rollback") or completed is not None  # nothing to go back to: its tasks are retried
+
+
+def _trip(service, failing: dict, failed: int) -> None:
+    """The circuit breaker trips: the failing deployment FAILED; with ``rollback``, a new PRIMARY deployment of the
+    last completed revision, as ECS does (and its service events say)."""
+    breaker = service.deployment_configuration["deploymentCircuitBreaker"]
+    now = _now()
+    failing.update(
+        failedTasks=failed,
+        rolloutState="FAILED",
+        rolloutStateReason="ECS deployment circuit breaker: tasks failed to start.",
+        updatedAt=now,
+    )
+    events = [f"(service {service.name}) (deployment {failing['id']}) deployment failed: tasks failed to start."]
+    if breaker.get("rollback"):
+        target = service.dagster_ecs_completed  # the last COMPLETED deployment's, another revision
+        service.task_definition = target
+        rollback = {
+            **failing,
+            "id": f"ecs-svc/{secrets.randbelow(10**19):019d}",
+            "status": "PRIMARY",
+            "taskDefinition": target,
+            "runningCount": 0,
+            "pendingCount": 0,
+            "failedTasks": 0,
+            "rolloutState": "IN_PROGRESS",
+            "rolloutStateReason": f"ECS deployment detected failure. Rolling back to {_revision(target)}.",
+            "createdAt": now,
+            "updatedAt": now,
+        }
+        failing["status"] = "ACTIVE"
+        service.deployments[:] = [rollback, failing]
+        events.append(f"(service {service.name}) rolling back to {_revision(target)}.")
+    for message in events:
+        service.events.insert(0, {"id": secrets.token_hex(16), "createdAt": now, "message": message})
 
 
 def _healthy_enough(backend, task) -> bool:

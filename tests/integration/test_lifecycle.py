@@ -8,8 +8,8 @@ nginx and PostgreSQL, the new ones accepted); upgrade Dagster (a new image's ver
 instance migrate`` runs once, as a one-off ECS task, before the services roll); a re-run that asks
 for nothing changes nothing; a task that cannot start (its database secret no longer matches the
 instance) makes verify fail quickly with the task's own error line instead of waiting out its
-timeout; and on that broken database a version change's migration fails, stopping the rollout with
-the task's log.
+timeout, and ECS's circuit breaker rolls the services back to the revisions before; and on that
+broken database a version change's migration fails, stopping the rollout with the task's log.
 
 The Dagster version is what the ecs stage reads from requirements/constraints.txt (the image's pins);
 the offline tasks run the venv's Dagster, so the upgrade is the deployment's side of one: the version
@@ -214,15 +214,40 @@ def test_a_task_that_cannot_start_fails_verify_at_once_with_its_error(rehearsal)
     # The database secret no longer matches the instance's password (the database stage does not run).
     wrong = {**secret(rehearsal, "database"), "password": "not-the-instance-password-1234567"}
     rehearsal["secrets"].put_secret_value(SecretId=f"{PROJECT}/database", SecretString=json.dumps(wrong))
+    before = {name: service["taskDefinition"] for name, service in services(rehearsal).items()}
     started = time.monotonic()
     run = run_playbook("site.yml", "--tags", "ecs,verify", extra_vars=rehearsal["extra"])
     elapsed = time.monotonic() - started
     assert run.returncode != 0
-    assert "Dagster cannot start, its tasks keep stopping with the same error" in run.output
+    # The new revisions' tasks keep failing, so ECS's circuit breaker (the ecs role turns it on, with rollback)
+    # goes back to the revisions before them, which take the secret's previous version. Verify fails at once
+    # either way: the revision this run registered is not the one that runs (as on AWS, where the old tasks keep
+    # serving during the rolling update), or, offline, where the old task stopped first, at the third failure
+    # the local runtime has recorded before ECS has counted it, the crash loop.
+    assert (
+        "ECS does not run the revision this deployment registered" in run.output
+        or "Dagster cannot start, its tasks keep stopping with the same error" in run.output
+    ), run.output[-6000:]
     assert 'password authentication failed for user \\"dagster\\"' in run.output  # the task's own error line
     # 3 task starts (~7 s each: the entrypoint's storage check) with the runtime's 2 s and 4 s back-offs,
     # then one verify interval; far below verify's 900 s timeout.
     assert elapsed < 240, f"verify took {elapsed:.0f} s to give up"
+    # ECS rolled both services back: their previous revisions run again, on the credentials they were made with.
+    rolled_back = wait_for(
+        lambda: services(rehearsal),
+        120,
+        2,
+        "the services to run their previous revisions again",
+        until=lambda now: all(
+            now[name]["taskDefinition"] == before[name]
+            and now[name]["deployments"][0]["rolloutState"] == "COMPLETED"
+            and now[name]["runningCount"] == 1
+            for name in SERVICES
+        ),
+    )
+    for name in SERVICES:
+        messages = [event["message"] for event in rolled_back[name]["events"]]
+        assert f"(service {name}) rolling back to {before[name].rsplit('/', 1)[-1]}." in messages, messages
 
 
 def test_a_migration_that_fails_stops_the_rollout_with_the_tasks_log(rehearsal):

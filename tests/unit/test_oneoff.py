@@ -453,3 +453,69 @@ def wait_health(ecs, arn: str, wanted: str, timeout: float = 30) -> dict:
         f"task {arn} to be {wanted}",
         until=lambda task: task.get("healthStatus") == wanted,
     )
+
+
+BREAKER = {
+    "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+    "maximumPercent": 200,
+    "minimumHealthyPercent": 100,
+}
+
+
+def test_a_revision_whose_tasks_keep_failing_is_rolled_back(stack):
+    """ECS's deployment circuit breaker (the ecs role turns it on with rollback): 3 failed tasks of the new
+    deployment (half the desired count, at least 3) fail it, and the service goes back to the revision of its last
+    completed deployment; the runtime runs that one again, and starts no more task of the failed one."""
+    (clients, network, state) = stack
+    ecs = clients["ecs"]
+    # With a health check, as the ecs role's services have: a task that dies at once never counts as in service
+    # (without one, ECS completes a deployment whose task was RUNNING a moment, and the breaker is then off).
+    command = ["sh", "-c", 'touch "$TASK_DIR/ready"; trap "exit 0" TERM; while :; do sleep 1; done']
+    good = register(ecs, "oneoff-breaker", command, healthCheck=HEALTHY_WHILE_MARKED)
+    deploy_service(ecs, network, good)
+    ecs.update_service(cluster=CLUSTER, service=SERVICE, deploymentConfiguration=BREAKER)
+    bad = register(ecs, "oneoff-breaker", ["sh", "-c", "echo cannot start; exit 1"], healthCheck=HEALTHY_WHILE_MARKED)
+    try:
+        ecs.update_service(cluster=CLUSTER, service=SERVICE, taskDefinition=bad)
+        # 3 failures with the runtime's back-off (2 s, 4 s), then the old revision's task starts again
+        service = wait_service(ecs, lambda service: completed(service, good), timeout=90)
+        messages = [event["message"] for event in service["events"]]
+        assert any("deployment failed: tasks failed to start." in message for message in messages), messages
+        assert f"(service {SERVICE}) rolling back to {good.rsplit('/', 1)[-1]}." in messages
+        failed = ecs.list_tasks(cluster=CLUSTER, serviceName=SERVICE, desiredStatus="STOPPED")["taskArns"]
+        failed = [
+            t for t in ecs.describe_tasks(cluster=CLUSTER, tasks=failed)["tasks"] if t["taskDefinitionArn"] == bad
+        ]
+        assert len(failed) == 3 and {t["stoppedReason"] for t in failed} == {"Essential container in task exited"}
+        status = wait_for(
+            lambda: json.loads((state / "status.json").read_text())["services"]["web"],
+            10,
+            0.3,
+            "the runtime's status.json to show the old revision running",
+            until=lambda web: web.get("task_definition") == good and web.get("running"),
+        )
+        assert status["task_definition"] == good
+        time.sleep(5)  # longer than the back-off the runtime would have waited before a 4th task of the bad one
+        assert completed(ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0], good)
+    finally:
+        off = {"deploymentCircuitBreaker": {"enable": False, "rollback": False}}
+        ecs.update_service(cluster=CLUSTER, service=SERVICE, deploymentConfiguration=off, desiredCount=0)
+        wait_service(ecs, lambda service: service["runningCount"] == 0)
+
+
+@pytest.mark.parametrize(
+    ("desired", "failed", "trips"), [(1, 2, False), (1, 3, True), (10, 4, False), (10, 5, True), (1000, 200, True)]
+)
+def test_the_circuit_breakers_threshold_is_half_the_desired_count_between_3_and_200(desired, failed, trips):
+    from types import SimpleNamespace
+
+    from dagster_ecs_emulator import ecs_tasks
+
+    service = SimpleNamespace(
+        deployment_configuration=BREAKER, desired_count=desired, task_definition="x:2", dagster_ecs_completed="x:1"
+    )
+    assert ecs_tasks._circuit_breaker_trips(service, [object()] * failed) is trips
+    service.dagster_ecs_completed = None  # nothing completed to go back to: the failing deployment is retried
+    assert ecs_tasks._circuit_breaker_trips(service, [object()] * failed) is False
+    service.dagster_ecs_completed = "x:2"  # this deployment completed: the breaker watches it no more
+    assert ecs_tasks._circuit_breaker_trips(service, [object()] * failed) is False
