@@ -331,6 +331,7 @@ FAILURE_REASONS = (
     "Essential container in task exited",
     "Task failed container health checks",
     "CannotStartContainerError",
+    "ResourceInitializationError",
 )
 
 

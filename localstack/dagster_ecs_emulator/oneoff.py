@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ecs_tasks
-from .tasklogs import LogShipper, stream_name
+from .tasklogs import LoggerError, LogShipper, open_stream, stream_name
 
 LOG = logging.getLogger("dagster_ecs_emulator.oneoff")
 
@@ -106,6 +106,14 @@ class OneOffTasks:
             ),
             {},
         )
+        logs = self.runtime.agent_clients(definition, arn)("logs")
+        destination = stream_name(container, arn)
+        try:
+            open_stream(logs, destination)  # the awslogs driver's, before the container starts
+        except LoggerError as exc:  # as on Fargate: the task stops before its container ran
+            LOG.warning("%s: task %s cannot start: %s", definition["family"], task_id, exc)
+            ecs_tasks.report(self.config, task=arn, lastStatus="STOPPED", stoppedReason=str(exc))
+            return
         task_dir = self.runtime.state_dir / "tasks" / f"{definition['family']}-{task_id}"
         task_dir.mkdir(parents=True, exist_ok=True)
         uri = self.runtime.metadata.publish(task, definition, container)
@@ -123,8 +131,7 @@ class OneOffTasks:
         from .runtime import spawn
 
         process = spawn(command, env, task_dir, log, f"starting task {task_id} of {definition['family']}", pipe=True)
-        logs = self.runtime.agent_clients(definition, arn)("logs")
-        shipper = LogShipper(process.stdout, log, logs, stream_name(container, arn))
+        shipper = LogShipper(process.stdout, log, logs, destination, created=destination is not None)
         shipper.start()
         self.tasks[arn] = OneOff(
             arn, process, shipper, int(container.get("stopTimeout") or DEFAULT_STOP_TIMEOUT), task_dir

@@ -53,7 +53,7 @@ from .localdb import LocalDatabase, free_port
 from .metadata import ENV as METADATA_ENV
 from .metadata import MetadataEndpoint
 from .oneoff import OneOffTasks, exit_code
-from .tasklogs import LogShipper, stream_name
+from .tasklogs import LoggerError, LogShipper, open_stream, stream_name
 
 LOG = logging.getLogger("dagster_ecs_emulator.runtime")
 
@@ -298,17 +298,19 @@ class Runtime:
         task_dir.mkdir(parents=True, exist_ok=True)
         log = self.state_dir / f"{service}.log"
         uri = self.metadata.publish(registered, definition, container)
+        destination = stream_name(container, arn)
         try:
+            logs = self.agent_clients(definition, arn)("logs")
+            open_stream(logs, destination)  # the awslogs driver's, before the container starts
             env = self.environment(service, definition, task_dir, arn, metadata_uri=uri)
             command = list(self.config["command"]) + list(container.get("command", []))
             process = spawn(command, env, task_dir, log, f"starting {definition['taskDefinitionArn']}", pipe=True)
         except Exception as exc:
             self.metadata.forget(arn)  # as ECS: the task stops before its container ran
-            reason = f"CannotStartContainerError: {exc}"
+            reason = str(exc) if isinstance(exc, LoggerError) else f"CannotStartContainerError: {exc}"
             ecs_tasks.report(self.config, task=arn, lastStatus="STOPPED", stoppedReason=reason)
             raise
-        logs = self.agent_clients(definition, arn)("logs")
-        shipper = LogShipper(process.stdout, log, logs, stream_name(container, arn))
+        shipper = LogShipper(process.stdout, log, logs, destination, created=destination is not None)
         shipper.start()
         self.tasks[service] = Task(
             service,

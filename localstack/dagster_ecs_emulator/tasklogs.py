@@ -5,6 +5,10 @@ On Fargate the ``awslogs`` driver writes each container's output to the stream
 pipes a task's stdout/stderr through :class:`LogShipper`, which keeps the runtime's own log file
 (what ``status.json`` and the error lines read) and ships the same lines to that stream in
 batches, so ``aws logs tail`` and the run launcher's log excerpts work offline.
+
+As Fargate's driver, :func:`open_stream` creates the stream, signed as the task's execution role, before the
+container starts: a task whose stream cannot be created (no such group, or the role may not create it) does not
+start, and stops with ``ResourceInitializationError: failed to validate logger args``.
 """
 
 from __future__ import annotations
@@ -31,17 +35,37 @@ def stream_name(container: dict, task_arn: str) -> tuple[str, str] | None:
     return options["awslogs-group"], f"{prefix}/{container['name']}/{task_id}" if prefix else task_id
 
 
+class LoggerError(Exception):
+    """The task's awslogs stream cannot be created, so the task does not start (its ``stoppedReason``)."""
+
+
+def open_stream(logs_client, destination: tuple[str, str] | None) -> None:
+    """Create the task's stream (an existing one is fine); :class:`LoggerError` names why it cannot be."""
+    if destination is None:
+        return
+    group, stream = destination
+    try:
+        logs_client.create_log_stream(logGroupName=group, logStreamName=stream)
+    except logs_client.exceptions.ResourceAlreadyExistsException:
+        return
+    except Exception as exc:  # noqa: BLE001 - whatever stops the driver stops the task, as on Fargate
+        raise LoggerError(
+            f"ResourceInitializationError: failed to validate logger args: failed to create Cloudwatch log stream "
+            f"{stream} in {group}: {exc}"
+        ) from exc
+
+
 class LogShipper(threading.Thread):
     """Copy a pipe to a file and, in batches, to a CloudWatch Logs stream (None: the file only)."""
 
-    def __init__(self, pipe, log_file, logs_client, destination: tuple[str, str] | None):
+    def __init__(self, pipe, log_file, logs_client, destination: tuple[str, str] | None, created: bool = False):
         super().__init__(daemon=True, name=f"logs-{destination[1] if destination else 'file'}")
         self.pipe, self.log_file, self.logs, self.destination = pipe, log_file, logs_client, destination
         self.pending: list[dict] = []
         self.lock = threading.Lock()
         self.done = threading.Event()
         self.shipped = 0
-        self.created = False
+        self.created = created  # open_stream made it before the task started
 
     def run(self) -> None:
         ticker = threading.Thread(target=self._tick, daemon=True)

@@ -165,6 +165,26 @@ def test_a_task_runs_its_override_and_stops_with_its_exit_code(stack):
     assert not (_state / "tasks" / f"oneoff-exit-{arn.rsplit('/', 1)[-1]}").exists()  # its filesystem went with it
 
 
+def test_a_task_whose_log_stream_cannot_be_created_does_not_start(stack, tmp_path):
+    """Fargate's awslogs driver creates the task's stream, as the execution role, before the container starts; a
+    task whose stream cannot be created (here: no such log group) stops without having run."""
+    (clients, network, _state) = stack
+    ecs = clients["ecs"]
+    marker = tmp_path / "ran"
+    logging = {
+        "logDriver": "awslogs",
+        "options": {"awslogs-group": "/ecs/no-such-group", "awslogs-region": REGION, "awslogs-stream-prefix": "run"},
+    }
+    definition = register(ecs, "oneoff-nolog", ["sh", "-c", f"touch {marker}"], logConfiguration=logging)
+    arn = run(ecs, network, definition)
+    stopped = wait_status(ecs, arn, "STOPPED")
+    assert "RUNNING" not in stopped["seen"], stopped["seen"]
+    assert stopped["stoppedReason"].startswith("ResourceInitializationError: failed to validate logger args: ")
+    assert "/ecs/no-such-group" in stopped["stoppedReason"]
+    time.sleep(1)
+    assert not marker.exists()  # the container never ran
+
+
 WHO_AM_I = """
 import os, boto3
 print("access key in the environment:", "AWS_ACCESS_KEY_ID" in os.environ)
