@@ -288,16 +288,6 @@ def count_service_tasks(backend, service) -> None:
     service.pending_count = pending
     done = len(in_service) >= service.desired_count and not others
     failed = _failed_tasks(tasks, primary)
-    if primary.get("rolloutState") == "FAILED":  # final, as on ECS (the breaker tripped, without rollback)
-        state = "FAILED"
-    elif done:
-        state = "COMPLETED"
-        service.dagster_ecs_completed = service.task_definition  # where a later failed deployment rolls back to
-    elif _circuit_breaker_trips(service, failed):
-        _trip(service, primary, len(failed))
-        return
-    else:
-        state = "IN_PROGRESS"
     primary.update(
         {
             "status": "PRIMARY",
@@ -308,21 +298,30 @@ def count_service_tasks(backend, service) -> None:
             "failedTasks": len(failed),
         }
     )
-    if state != "FAILED":
-        words = "completed" if state == "COMPLETED" else "in progress"
+    final = getattr(service, "dagster_ecs_failed", None) == primary["id"]  # FAILED is final, as on ECS
+    if not final:
+        words = "completed" if done else "in progress"
+        state = "COMPLETED" if done else "IN_PROGRESS"
         primary.update(rolloutState=state, rolloutStateReason=f"ECS deployment {primary['id']} {words}.")
-    service.deployments[1:] = [
-        {
+    if done and not final:
+        service.dagster_ecs_completed = service.task_definition  # where a later failed deployment rolls back to
+    # The older deployments: one per revision still running, and a FAILED one until its rollback completes. Each
+    # keeps its id and state from one DescribeServices to the next.
+    kept = {deployment["taskDefinition"]: deployment for deployment in service.deployments[1:]}
+    failing = {arn for arn, deployment in kept.items() if deployment.get("rolloutState") == "FAILED" and not done}
+    older = []
+    for arn in sorted((set(others) | failing) - {service.task_definition}):
+        deployment = kept.get(arn) or {
             **{k: v for k, v in primary.items() if k not in DEPLOYMENT_OWN},
             "id": f"ecs-svc/{zlib.crc32(arn.encode())}",
-            "status": "ACTIVE",
-            "taskDefinition": arn,
-            "desiredCount": 0,
-            "runningCount": count,
-            "pendingCount": 0,
         }
-        for arn, count in sorted(others.items())
-    ]
+        deployment.update(status="ACTIVE", taskDefinition=arn, desiredCount=0, runningCount=others.get(arn, 0))
+        deployment.update(pendingCount=0)
+        older.append(deployment)
+    service.deployments[1:] = older
+    if not final and not done and _circuit_breaker_trips(service, failed):
+        _trip(service, primary, len(failed))
+        count_service_tasks(backend, service)  # the rollback's deployment counted as any other
 
 
 # The stoppedReasons of a task that failed (what the runtime reports); a task stopped by a deployment, a scale-in,
@@ -364,6 +363,7 @@ def _trip(service, failing: dict, failed: int) -> None:
     last completed revision, as ECS does (and its service events say)."""
     breaker = service.deployment_configuration["deploymentCircuitBreaker"]
     now = _now()
+    service.dagster_ecs_failed = failing["id"]
     failing.update(
         failedTasks=failed,
         rolloutState="FAILED",
@@ -388,7 +388,7 @@ def _trip(service, failing: dict, failed: int) -> None:
             "updatedAt": now,
         }
         failing["status"] = "ACTIVE"
-        service.deployments[:] = [rollback, failing]
+        service.deployments[:] = [rollback, failing, *service.deployments[1:]]
         events.append(f"(service {service.name}) rolling back to {_revision(target)}.")
     for message in events:
         service.events.insert(0, {"id": secrets.token_hex(16), "createdAt": now, "message": message})

@@ -235,7 +235,7 @@ def test_a_task_that_cannot_start_fails_verify_at_once_with_its_error(rehearsal)
     # ECS rolled both services back: their previous revisions run again, on the credentials they were made with.
     rolled_back = wait_for(
         lambda: services(rehearsal),
-        120,
+        300,  # the trip, the old revision's start-up and its first health checks (every 30 s) on busy CPUs
         2,
         "the services to run their previous revisions again",
         until=lambda now: all(
