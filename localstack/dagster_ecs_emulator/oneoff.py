@@ -131,7 +131,7 @@ class OneOffTasks:
         from .runtime import spawn
 
         process = spawn(command, env, task_dir, log, f"starting task {task_id} of {definition['family']}", pipe=True)
-        shipper = LogShipper(process.stdout, log, logs, destination, created=destination is not None)
+        shipper = LogShipper(process.stdout, log, logs, destination)
         shipper.start()
         self.tasks[arn] = OneOff(
             arn, process, shipper, int(container.get("stopTimeout") or DEFAULT_STOP_TIMEOUT), task_dir

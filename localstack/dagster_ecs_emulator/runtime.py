@@ -310,7 +310,7 @@ class Runtime:
             reason = str(exc) if isinstance(exc, LoggerError) else f"CannotStartContainerError: {exc}"
             ecs_tasks.report(self.config, task=arn, lastStatus="STOPPED", stoppedReason=reason)
             raise
-        shipper = LogShipper(process.stdout, log, logs, destination, created=destination is not None)
+        shipper = LogShipper(process.stdout, log, logs, destination)
         shipper.start()
         self.tasks[service] = Task(
             service,

@@ -13,7 +13,6 @@ start, and stops with ``ResourceInitializationError: failed to validate logger a
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -58,14 +57,13 @@ def open_stream(logs_client, destination: tuple[str, str] | None) -> None:
 class LogShipper(threading.Thread):
     """Copy a pipe to a file and, in batches, to a CloudWatch Logs stream (None: the file only)."""
 
-    def __init__(self, pipe, log_file, logs_client, destination: tuple[str, str] | None, created: bool = False):
+    def __init__(self, pipe, log_file, logs_client, destination: tuple[str, str] | None):
         super().__init__(daemon=True, name=f"logs-{destination[1] if destination else 'file'}")
         self.pipe, self.log_file, self.logs, self.destination = pipe, log_file, logs_client, destination
         self.pending: list[dict] = []
         self.lock = threading.Lock()
         self.done = threading.Event()
-        self.shipped = 0
-        self.created = created  # open_stream made it before the task started
+        self.shipped = 0  # to the stream open_stream created before the task started
 
     def run(self) -> None:
         ticker = threading.Thread(target=self._tick, daemon=True)
@@ -98,10 +96,6 @@ class LogShipper(threading.Thread):
     def _ship(self, batch: list[dict]) -> None:
         group, stream = self.destination
         try:
-            if not self.created:
-                with contextlib.suppress(self.logs.exceptions.ResourceAlreadyExistsException):
-                    self.logs.create_log_stream(logGroupName=group, logStreamName=stream)
-                self.created = True
             self.logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=batch)
             self.shipped += len(batch)
         except Exception as exc:  # noqa: BLE001 - a missing group or a restarting emulator must not stop the task

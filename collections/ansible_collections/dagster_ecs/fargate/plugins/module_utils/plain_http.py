@@ -54,9 +54,15 @@ def plain_http_refusal(url, what="the basic-auth credentials", allow_plain_http=
     )
 
 
+def is_redirect(status):
+    """Whether an HTTP status is a redirect (3xx)."""
+    return bool(status) and 300 <= status < 400
+
+
 def not_followed(error):
     """What a module says of a redirect it did not follow (an HTTPError of a 3xx answer, opened with
-    ``follow_redirects="none"``): urllib would resend every header, the credentials too, to wherever it points."""
+    ``follow_redirects="none"``): urllib would resend every header, the credentials too, to wherever it points.
+    Ansible's handler raises the error with the absolute URL it points to; urllib's own carries ``Location``."""
     headers = getattr(error, "headers", None)
-    location = headers.get("Location") if headers is not None else None
+    location = getattr(error, "url", None) or (headers.get("Location") if headers is not None else None)
     return f"redirect to {location or 'an unnamed location'} not followed"

@@ -102,7 +102,11 @@ from urllib.error import HTTPError, URLError
 from ansible.module_utils.urls import open_url
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.dagster_ecs.fargate.plugins.module_utils.common import BOTO_ERRORS, client
-from ansible_collections.dagster_ecs.fargate.plugins.module_utils.plain_http import not_followed, plain_http_refusal
+from ansible_collections.dagster_ecs.fargate.plugins.module_utils.plain_http import (
+    is_redirect,
+    not_followed,
+    plain_http_refusal,
+)
 
 # Served by the container's nginx (container/dagster_ecs_container/templates/nginx.conf, behind basic auth) and
 # answered by its sidecar: poll the manifest now, then say what is live.
@@ -142,7 +146,7 @@ def ask(module, live, username, password):
         )
         return json.loads(response.read() or b"{}")
     except HTTPError as exc:
-        if 300 <= exc.code < 400:
+        if is_redirect(exc.code):
             live["error"] = f"HTTP {exc.code} from {url}: {not_followed(exc)}"
             return None
         if exc.code != 409:

@@ -26,6 +26,7 @@ description:
     stream; offline the local runtime's record of the task's exit and the last lines of its log).
   - When a service has no running task and its last O(crash_loop_stops) tasks stopped with the same error, the check
     is C(fatal) and the action plugin fails at once with that error instead of waiting out O(timeout).
+  - A primary deployment that ECS's circuit breaker FAILED (without rollback) is C(fatal) at once too.
   - With O(task_definitions), a service whose primary deployment runs another revision than the one given is
     C(fatal) at once too: ECS rolled the new revision back (the deployment circuit breaker, after its tasks kept
     failing) or another deployment replaced it, and ECS will not try that revision again. The check names both
@@ -168,7 +169,11 @@ import time
 from ansible.module_utils.urls import open_url
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.dagster_ecs.fargate.plugins.module_utils.common import BOTO_ERRORS, client
-from ansible_collections.dagster_ecs.fargate.plugins.module_utils.plain_http import not_followed, plain_http_refusal
+from ansible_collections.dagster_ecs.fargate.plugins.module_utils.plain_http import (
+    is_redirect,
+    not_followed,
+    plain_http_refusal,
+)
 from ansible_collections.dagster_ecs.fargate.plugins.module_utils.tasklogs import log_tail
 
 GRAPHQL = """
@@ -198,7 +203,7 @@ def http(module, url, data=None, auth=None):
         return response.status, response.read()
     except Exception as e:  # urllib HTTPError carries the status; anything else is "not answering"
         status = getattr(e, "code", None)
-        if status and 300 <= status < 400:
+        if is_redirect(status):
             return status, not_followed(e).encode()
         body = e.read() if hasattr(e, "read") else b""
         return status, body or str(e).encode()
@@ -224,9 +229,14 @@ def check_ecs(module, checks):
         ok = state == "COMPLETED" and desired > 0 and running == desired and len(service.get("deployments", [])) == 1
         check = {"ok": ok, "detail": f"{running}/{desired} running, deployment {state}"}
         wanted = module.params["task_definitions"].get(name)
-        if wanted and primary.get("taskDefinition") and primary["taskDefinition"] != wanted:
+        current = primary.get("taskDefinition")
+        if wanted and current and revision(current) != revision(wanted):
             rolled_back(module, ecs, name, primary, wanted, running, check)
-        elif not ok and primary.get("taskDefinition"):
+        elif state == "FAILED" and current:  # the circuit breaker without rollback: ECS starts no more of its tasks
+            check["detail"] += f" of {revision(current)} (the deployment circuit breaker: its tasks kept failing)"
+            explain_stopped(module, ecs, name, primary, running, check)
+            check["fatal"] = True
+        elif not ok and current:
             explain_stopped(module, ecs, name, primary, running, check)
         checks[f"ecs:{name}"] = check
 
@@ -340,14 +350,14 @@ def check_dagster(module, checks):
     base = module.params["url"].rstrip("/")
     status, body = http(module, f"{base}/health")
     reason = body.decode(errors="replace").strip()
-    if not (status and 300 <= status < 400):  # a redirect not followed keeps its whole location
+    if not is_redirect(status):  # a redirect not followed keeps its whole location
         reason = reason[:80]
     checks["health_endpoint"] = {"ok": status == 200, "detail": f"HTTP {status}: {reason}" if status else reason}
     auth = (module.params["username"], module.params["password"]) if module.params["username"] else None
     status, body = http(module, f"{base}/graphql", data=json.dumps({"query": GRAPHQL}).encode(), auth=auth)
     if status != 200:
         detail = f"HTTP {status}" if status else body.decode(errors="replace")[:80]
-        if status and 300 <= status < 400:
+        if is_redirect(status):
             detail += f": {body.decode()}"
         checks["graphql"] = {"ok": False, "detail": detail}
         return

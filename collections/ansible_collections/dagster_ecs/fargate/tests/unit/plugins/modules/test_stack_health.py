@@ -443,6 +443,20 @@ def test_a_rolled_back_deployment_and_a_crash_loop_are_both_named(run_module, da
     assert crash.startswith("ecs:daemon: 0/1 running, deployment IN_PROGRESS; 3 stopped task(s) in a row")
 
 
+def test_a_deployment_the_circuit_breaker_failed_is_fatal_at_once(run_module, dagster, aws):
+    """Without rollback, ECS's circuit breaker leaves the deployment FAILED and starts no more of its tasks:
+    waiting cannot help, even while one task still runs (fewer than crash_loop_stops in a row)."""
+    failed = service("web", running=1, desired=2, rollout="FAILED")
+    failed["deployments"][0]["taskDefinition"] = TD
+    crash_looping(aws, [stopped_task(3), stopped_task(2, code=137)], services=[failed])
+    result = check(run_module, dagster.url, cluster="c", services=["web"], task_definitions={"web": TD})
+    assert result["failed"] and result["fatal"] == ["ecs:web"]
+    assert result["checks"]["ecs:web"]["detail"].startswith(
+        "1/2 running, deployment FAILED of dagster-ecs-webserver:2 (the deployment circuit breaker: its tasks kept "
+        "failing); 1 stopped task(s) in a row, the last: Essential container in task exited; exit code 1"
+    )
+
+
 def test_the_registered_revision_running_passes(run_module, dagster, aws):
     rolled_back(aws, [])
     result = check(run_module, dagster.url, cluster="c", services=["web"], task_definitions={"web": TD, "daemon": TD3})
