@@ -28,10 +28,11 @@ description:
     is C(fatal) and the action plugin fails at once with that error instead of waiting out O(timeout).
   - A primary deployment that ECS's circuit breaker FAILED (without rollback) is C(fatal) at once too.
   - With O(task_definitions), a service whose primary deployment runs another revision than the one given is
-    C(fatal) at once too: ECS rolled the new revision back (the deployment circuit breaker, after its tasks kept
-    failing) or another deployment replaced it, and ECS will not try that revision again. The check names both
+    C(fatal) at once too, since ECS rolled the new revision back (the deployment circuit breaker, after its tasks
+    kept failing) or another deployment replaced it, and ECS will not try that revision again. The check names both
     revisions and why the new one's last task stopped. Without it, a rolled-back deployment would pass as healthy.
-  - Follows no redirect (urllib would resend the credentials to wherever it points): the check names its location.
+  - Follows no redirect, since urllib would resend the credentials to wherever it points; the check names its
+    location.
   - Read-only, so it runs the same way in check mode.
 author:
   - dagster-ecs-ansible contributors (@dagster-ecs-ansible)
@@ -62,7 +63,7 @@ options:
   task_definitions:
     description:
       - Task definition ARN per service of O(services) that the service's primary deployment must run (both
-        profiles): the revisions this deployment registered. A primary deployment of another revision is C(fatal).
+        profiles), the revisions this deployment registered. A primary deployment of another revision is C(fatal).
     type: dict
     default: {}
   target_group_arn:
